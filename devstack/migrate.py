@@ -1,0 +1,115 @@
+"""Apply supabase/migrations in order, recording each version in
+supabase_migrations.schema_migrations (the Supabase CLI's own table), so a
+second run applies only new files. Each file and its record commit together."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from devstack import platform
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_ROOT / "supabase" / "migrations"
+SEED_FILE = PROJECT_ROOT / "supabase" / "seed.sql"
+FILE_NAME = re.compile(r"^(\d{14})_([A-Za-z0-9_\-]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; nothing of that file was applied."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named <YYYYMMDDHHMMSS>_<name>.sql")
+        found.append(Migration(match[1], match[2], path))
+    return found
+
+
+def migrate(
+    url: str,
+    *,
+    regime: platform.Regime = platform.Regime.NONE,
+    directory: Path = MIGRATIONS_DIR,
+    seed: bool = False,
+) -> list[str]:
+    """Bring the database at `url` up to date; returns the versions applied.
+
+    On a plain Postgres (we are superuser) the platform stand-in is installed
+    first and the migrations run as its non-superuser owner. On a real
+    Supabase database they run as the connecting user, as `supabase db push`.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        owner = prepare(conn, regime)
+        conn.execute("select pg_advisory_lock(hashtext('recsys-exp migrate'))")
+        try:
+            fresh = not applied_versions(conn, owner)
+            applied = apply_new(conn, discover(directory), owner)
+            if seed and fresh and SEED_FILE.exists():
+                with conn.transaction():
+                    run_as(conn, owner, SEED_FILE.read_text())
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('recsys-exp migrate'))")
+    return applied
+
+
+def prepare(conn: psycopg.Connection, regime: platform.Regime) -> str | None:
+    """Install the stand-in where needed; returns the role to run migrations as."""
+    if platform.is_supabase(conn) or not platform.is_superuser(conn):
+        return None
+    with conn.transaction():
+        platform.install(conn, regime)
+    return platform.OWNER
+
+
+def applied_versions(conn: psycopg.Connection, owner: str | None) -> set[str]:
+    with conn.transaction():
+        run_as(conn, owner, """
+            create schema if not exists supabase_migrations;
+            create table if not exists supabase_migrations.schema_migrations (
+              version text primary key, statements text[], name text);""")
+    rows = conn.execute("select version from supabase_migrations.schema_migrations")
+    return {row[0] for row in rows}
+
+
+def apply_new(conn: psycopg.Connection, migrations: list[Migration], owner: str | None) -> list[str]:
+    done = applied_versions(conn, owner)
+    applied = []
+    for m in migrations:
+        if m.version in done:
+            continue
+        text = m.path.read_text()
+        try:
+            with conn.transaction():
+                run_as(conn, owner, text)
+                conn.execute(
+                    "insert into supabase_migrations.schema_migrations (version, name, statements)"
+                    " values (%s, %s, %s)", [m.version, m.name, [text]])
+        except psycopg.Error as exc:
+            raise MigrationError(f"{m.path.name}: {exc.diag.sqlstate}: {exc}".strip()) from exc
+        applied.append(m.version)
+    return applied
+
+
+def run_as(conn: psycopg.Connection, role: str | None, text: str) -> None:
+    """Run a multi-statement script, as `role` when given (inside the
+    caller's transaction, so the role switch ends with it)."""
+    if role:
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+    conn.execute(text.encode())
+    if role:
+        conn.execute("reset role")

@@ -1,0 +1,63 @@
+-- Per-variant daily metrics (CONTRACT.md §4). Impressions are tagged with
+-- the {experiment_key: variant} map in request_context.experiments; an
+-- impression tagged with two experiments counts once in each. Outcomes
+-- count toward the impression's UTC day, whenever they happened.
+
+create view public.rec_variant_daily_metrics_v1 with (security_invoker = true) as
+select (i.created_at at time zone 'UTC')::date as day,
+       t.key as experiment_key,
+       t.value as variant,
+       count(*) as impressions,
+       count(distinct i.user_id) as users,
+       coalesce(sum(o.outcomes), 0)::bigint as outcomes,
+       count(o.impression_id) as engaged_impressions,
+       coalesce(sum(o.outcome_value), 0)::double precision as outcome_value
+  from public.rec_impressions i
+ cross join lateral jsonb_each_text(i.request_context->'experiments') t
+  left join (select impression_id, count(*) as outcomes, sum(value) as outcome_value
+               from public.rec_outcomes group by impression_id) o on o.impression_id = i.id
+ where t.value is not null
+ group by 1, 2, 3;
+comment on view public.rec_variant_daily_metrics_v1 is
+  'Impressions, users, outcomes and engaged impressions per experiment variant and UTC day.';
+
+create view public.rec_variant_daily_outcomes_v1 with (security_invoker = true) as
+select (i.created_at at time zone 'UTC')::date as day,
+       t.key as experiment_key,
+       t.value as variant,
+       o.outcome,
+       count(*) as outcomes,
+       count(distinct o.impression_id) as engaged_impressions,
+       count(distinct o.user_id) as users,
+       sum(o.value)::double precision as outcome_value
+  from public.rec_outcomes o
+  join public.rec_impressions i on i.id = o.impression_id
+ cross join lateral jsonb_each_text(i.request_context->'experiments') t
+ where t.value is not null
+ group by 1, 2, 3, 4;
+comment on view public.rec_variant_daily_outcomes_v1 is
+  'Outcomes per experiment variant, UTC day of the impression, and outcome type.';
+
+-- For charts: one experiment's rows. The day filter reaches the
+-- rec_impressions_day_idx expression index through the view.
+create function public.rec_experiment_daily_metrics(experiment_key text, from_day date default null,
+                                                    to_day date default null)
+returns setof public.rec_variant_daily_metrics_v1
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform rec_internal.experiment(experiment_key);
+  if from_day > to_day then
+    raise exception 'from_day (%) is after to_day (%)', from_day, to_day using errcode = '22023';
+  end if;
+  return query
+    select * from public.rec_variant_daily_metrics_v1 m
+     where m.experiment_key = rec_experiment_daily_metrics.experiment_key
+       and m.day >= coalesce(from_day, '-infinity'::date)
+       and m.day <= coalesce(to_day, 'infinity'::date)
+     order by m.day, m.variant;
+end
+$$;
+comment on function public.rec_experiment_daily_metrics(text, date, date) is
+  'Daily per-variant metrics of one experiment for charts.';
