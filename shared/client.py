@@ -1,0 +1,85 @@
+"""One supabase client per process, and the RPC call every function makes.
+
+The client is created once (at startup, or lazily on the first request when
+the app is mounted somewhere that does not run its lifespan) and reused: a
+client per request would open a new connection pool every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+
+from shared.config import Settings
+from shared.errors import from_postgrest_error, from_transport_error
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+ClientFactory = Callable[[Settings], Awaitable[AsyncClient]]
+
+
+async def create_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncClient:
+    """A supabase client sending the service-level key, with a bounded timeout.
+
+    ``transport`` lets a host route the client's HTTP somewhere other than the
+    network (e.g. ``httpx.ASGITransport`` to an in-process PostgREST stand-in).
+    """
+    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.rpc_timeout), transport=transport)
+    options = AsyncClientOptions(
+        httpx_client=http,
+        auto_refresh_token=False,  # no user sessions here: only the service key
+        persist_session=False,
+    )
+    return await acreate_client(settings.supabase_url, settings.client_key, options)
+
+
+class Runtime:
+    """Settings and the shared client; settings come from the env unless given."""
+
+    def __init__(
+        self, settings: Settings | None = None, client_factory: ClientFactory | None = None
+    ) -> None:
+        self._settings = settings
+        self._factory = client_factory or create_client
+        self._client: AsyncClient | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """Read the env on first use, so importing the app needs no env. Raises ConfigError."""
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    async def client(self) -> AsyncClient:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await self._factory(self.settings)
+        return self._client
+
+    async def start(self) -> None:
+        """Fail fast on bad config and build the client before the first request."""
+        await self.client()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.postgrest.aclose()  # closes the shared httpx client
+
+
+async def call_rpc(runtime: Runtime, fn: str, params: dict[str, Any]) -> Any:
+    """POST /rest/v1/rpc/<fn>; the parsed JSON result, or an ApiError."""
+    client = await runtime.client()
+    try:
+        response = await client.rpc(fn, params).execute()
+    except APIError as exc:
+        raise from_postgrest_error(exc, fn) from None
+    except httpx.HTTPError as exc:
+        raise from_transport_error(exc, fn) from None
+    return response.data

@@ -1,0 +1,109 @@
+"""JSON and CORS helpers, and reading a size-limited JSON body into a model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from shared.errors import ApiError, from_validation_error
+
+# What Supabase's edge-function examples send, so browser dashboards work the same.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+}
+ALLOWED_METHODS = "POST, OPTIONS"
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(payload, status_code=status, headers={**CORS_HEADERS, **(headers or {})})
+
+
+def ok(data: Any) -> Response:
+    return json_response({"data": data})
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return json_response(error.body(), error.status, headers)
+
+
+def preflight_response() -> Response:
+    return PlainTextResponse("ok", headers=CORS_HEADERS)
+
+
+def method_not_allowed() -> Response:
+    error = ApiError(405, "method_not_allowed", "Use POST with a JSON body.")
+    return error_response(error, {"Allow": ALLOWED_METHODS})
+
+
+async def read_model(request: Request, model: type[ModelT], limit: int) -> ModelT:
+    """Body → validated model, or an ApiError (413, 400 or 422)."""
+    text = _decode(await read_body(request, limit))
+    _require_json_object(text)
+    try:
+        return model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; Content-Length may be absent or lie, so count too."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise ApiError(400, "bad_request", "Content-Length is not a number.")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+
+
+def _decode(raw: bytes) -> str:
+    # No body at all reads as an empty object: `functions.invoke(name)` sends none.
+    if not raw.strip():
+        return "{}"
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "The request body is not UTF-8 JSON.") from None
+
+
+def _require_json_object(text: str) -> None:
+    """400 unless the text is one JSON object without duplicate keys or NaN."""
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one field are ambiguous: refuse rather than pick one.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
