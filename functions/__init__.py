@@ -1,0 +1,1 @@
+"""The admin HTTP functions: one module per action, routed by ``functions.app``."""

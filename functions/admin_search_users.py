@@ -1,0 +1,20 @@
+"""admin-search-users: find users by exact uuid or e-mail prefix."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.auth import check_caller
+from shared.client import Runtime, call_rpc
+from shared.http import ok, read_model
+from shared.models import SearchUsers, rpc_args
+
+NAME = "admin-search-users"
+Body = SearchUsers
+
+
+async def handle(request: Request, runtime: Runtime) -> Response:
+    settings = runtime.settings
+    check_caller(request.headers, settings)
+    body = await read_model(request, Body, settings.max_body_bytes)
+    data = await call_rpc(runtime, "rec_search_users", rpc_args(body))
+    return ok(data)

@@ -1,0 +1,114 @@
+"""The ASGI app: ``POST /functions/v1/<name>`` for each admin function.
+
+``uvicorn functions.app:app`` serves it with settings from the environment;
+a host that wants its own settings or client calls ``create_app``.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from functions.openapi import openapi_document
+from functions.registry import FUNCTIONS, FunctionSpec
+from shared.client import ClientFactory, Runtime
+from shared.config import ConfigError, Settings
+from shared.errors import ApiError, internal_error, misconfigured
+from shared.http import (
+    error_response,
+    json_response,
+    method_not_allowed,
+    preflight_response,
+)
+
+log = logging.getLogger("functions")
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_UNKNOWN = ApiError(
+    404, "not_found", "No such function; GET /functions/v1/openapi.json lists them."
+)
+
+
+def create_app(
+    settings: Settings | None = None, client_factory: ClientFactory | None = None
+) -> Starlette:
+    """The functions app. ``settings=None`` reads the env at startup / first request."""
+    runtime = Runtime(settings, client_factory)
+    document = openapi_document(FUNCTIONS)
+
+    async def function_endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return preflight_response()
+        spec = FUNCTIONS.get(request.path_params["name"])
+        if spec is None:
+            return error_response(_UNKNOWN)
+        if request.method != "POST":
+            return method_not_allowed()
+        return await _run(spec, request, runtime)
+
+    async def openapi_endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return preflight_response()
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed()
+        return json_response(document)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await runtime.start()
+        except ConfigError as exc:
+            log.error("functions cannot start: %s", exc)
+            raise
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/functions/v1/openapi.json", openapi_endpoint, methods=_METHODS),
+            Route("/functions/v1/{name}", function_endpoint, methods=_METHODS),
+        ],
+        exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+async def _run(spec: FunctionSpec, request: Request, runtime: Runtime) -> Response:
+    """Every failure becomes a JSON error with CORS headers; only bugs become 500."""
+    try:
+        return await spec.handle(request, runtime)
+    except ApiError as exc:
+        return error_response(exc)
+    except ConfigError as exc:
+        log.error("functions misconfigured: %s", exc)
+        return error_response(misconfigured())
+    except ClientDisconnect:
+        return error_response(ApiError(400, "client_disconnected", "The body was cut short."))
+    except Exception:
+        log.exception("function %s failed", spec.name)
+        return error_response(internal_error())
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # Router-level misses (paths outside /functions/v1/<name>, odd methods).
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 405:
+        return method_not_allowed()
+    where = "Functions live at POST /functions/v1/<name>."
+    return error_response(ApiError(status, "not_found", where))
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    return error_response(internal_error())
+
+
+app = create_app()
