@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recsys-exp", description=__doc__)
     sub = p.add_subparsers(required=True, metavar="command")
 
-    m = sub.add_parser("migrate", help="apply supabase/migrations (plus the platform stand-in on plain Postgres)")
+    m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
     add_database_args(m)
     m.add_argument("--seed", action="store_true", help="run supabase/seed.sql on a fresh database")
     m.add_argument("--regime", choices=[r.value for r in Regime], default=Regime.NONE.value,
