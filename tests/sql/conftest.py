@@ -5,6 +5,8 @@ with none. Tests connect as superuser and act as the roles they test."""
 from __future__ import annotations
 
 import json
+import random
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -75,3 +77,77 @@ def audit_count(conn: psycopg.Connection) -> int:
     row = conn.execute("select count(*) from rec_audit_log").fetchone()
     assert row is not None
     return int(row[0])
+
+
+# --- helpers shared by the SQL tests ---------------------------------------
+
+def sqlstate_of(call: Any) -> str | None:
+    """Run `call()`; the SQLSTATE it raised, or None if it succeeded."""
+    try:
+        call()
+    except psycopg.Error as exc:
+        return exc.sqlstate
+    return None
+
+
+@contextmanager
+def raises_sqlstate(conn: psycopg.Connection, code: str) -> Iterator[None]:
+    """The block must fail with this SQLSTATE. It runs in its own
+    transaction (a savepoint inside acting_as), so the connection stays
+    usable and whatever the block did is rolled back."""
+    with pytest.raises(psycopg.Error) as info:
+        with conn.transaction():
+            yield
+    assert info.value.sqlstate == code, f"expected SQLSTATE {code}, got {info.value.sqlstate}: {info.value}"
+
+
+def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def uuids(n: int, seed: int) -> list[uuid.UUID]:
+    """n reproducible random v4 uuids."""
+    rng = random.Random(seed)
+    return [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(n)]
+
+
+def experiment(conn: psycopg.Connection, key: str) -> dict[str, Any]:
+    row = conn.execute("select to_jsonb(e) from rec_experiments e where key = %s", [key]).fetchone()
+    assert row is not None, f"no experiment {key}"
+    return dict(row[0])
+
+
+def assignments(conn: psycopg.Connection, key: str) -> dict[uuid.UUID, tuple[str, str, Any]]:
+    """{user_id: (variant, mode, assigned_by)} of one experiment."""
+    rows = conn.execute(
+        "select a.user_id, a.variant, a.assignment_mode, a.assigned_by"
+        "  from rec_user_experiment_assignments a join rec_experiments e on e.id = a.experiment_id"
+        " where e.key = %s", [key]).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, Any]:
+    """Everything an admin action could change, to prove a refused one changed nothing."""
+    def rows(query: str) -> list[Any]:
+        return [r[0] for r in conn.execute(query).fetchall()]
+    return {
+        "experiments": rows("select to_jsonb(e) from rec_experiments e order by key"),
+        "assignments": rows("select to_jsonb(a) from rec_user_experiment_assignments a"
+                            " order by experiment_id, user_id"),
+        "audit": rows("select to_jsonb(l) from rec_audit_log l order by id"),
+    }
+
+
+def last_audit(conn: psycopg.Connection) -> dict[str, Any]:
+    row = conn.execute("select to_jsonb(l) from rec_audit_log l order by id desc limit 1").fetchone()
+    assert row is not None, "no audit row"
+    return dict(row[0])
+
+
+def connect_as_owner(db_url: str) -> psycopg.Connection:
+    """An extra autocommit connection acting as the migration owner."""
+    conn = psycopg.connect(db_url, autocommit=True)
+    conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
+    return conn
