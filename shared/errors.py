@@ -128,9 +128,9 @@ def _unavailable(code: str, fn: str) -> ApiError | None:
         )
     if code in _TRANSIENT or code.startswith(_TRANSIENT_PREFIXES):
         return ApiError(503, code, "The database is temporarily unavailable; retry shortly.")
-    if code.isdigit() or not code:
-        # supabase-py could not read a PostgREST error body (a proxy page, a
-        # gateway error): the code is the HTTP status, the body is not ours to show.
+    if not code or (len(code) == 3 and code.isdigit()):
+        # supabase-py could not read a PostgREST error body (a proxy page, a gateway
+        # error): the code is the 3-digit HTTP status (SQLSTATEs have 5 characters).
         return ApiError(
             503,
             "upstream_error",

@@ -33,7 +33,7 @@ VariantName = Annotated[str, Field(pattern=VARIANT_PATTERN)]
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Description = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
-Salt = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Salt = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_no_nul)]
 IntervalText = Annotated[
     str,
     Field(
