@@ -1,0 +1,170 @@
+"""The exact request each function sends to PostgREST, and what it answers."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from tests.functions.cases import CASES, EXPERIMENT, VARIANTS, Case
+from tests.functions.conftest import (
+    ADMIN_ID,
+    RPC,
+    SECRET_KEY,
+    SERVICE_ROLE_JWT,
+    USER_ID,
+    Caller,
+)
+
+SIMPLE = [case for case in CASES if case.data is not None]
+
+
+def assert_rpc_request(request: httpx.Request, fn: str, args: dict[str, object]) -> None:
+    assert request.method == "POST"
+    assert request.url.path == RPC + fn
+    assert request.headers["apikey"] == SECRET_KEY
+    assert request.headers["authorization"] == f"Bearer {SECRET_KEY}"
+    assert json.loads(request.content) == args
+
+
+@pytest.mark.parametrize("case", SIMPLE, ids=lambda case: case.id)
+async def test_sends_rpc_and_answers_data(case: Case, call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + case.rpc).respond(200, json=case.result)
+    response = await call(case.name, case.body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": case.data}
+    assert route.call_count == 1
+    assert_rpc_request(route.calls.last.request, case.rpc, case.args)
+
+
+async def test_get_experiment_merges_daily_metrics(call: Caller, postgrest: respx.MockRouter) -> None:
+    rows = [{"day": "2026-11-01", "variant": "control", "impressions": 10}]
+    get = postgrest.post(RPC + "rec_get_experiment").respond(200, json=EXPERIMENT)
+    daily = postgrest.post(RPC + "rec_experiment_daily_metrics").respond(200, json=rows)
+    body = {"key": "home-feed", "from_day": "2026-11-01", "to_day": "2026-11-07"}
+    response = await call("admin-get-experiment", body)
+    assert response.status_code == 200
+    assert response.json() == {"data": {**EXPERIMENT, "daily_metrics": rows}}
+    assert_rpc_request(get.calls.last.request, "rec_get_experiment", {"experiment_key": "home-feed"})
+    assert_rpc_request(
+        daily.calls.last.request,
+        "rec_experiment_daily_metrics",
+        {"experiment_key": "home-feed", "from_day": "2026-11-01", "to_day": "2026-11-07"},
+    )
+
+
+async def test_get_experiment_unknown_key_stops_at_first_rpc(
+    call: Caller, postgrest: respx.MockRouter
+) -> None:
+    postgrest.post(RPC + "rec_get_experiment").respond(
+        400,
+        json={
+            "code": "P0002",
+            "message": 'experiment "nope" not found',
+            "details": None,
+            "hint": "Check the key with rec_list_experiments().",
+        },
+    )
+    daily = postgrest.post(RPC + "rec_experiment_daily_metrics").respond(200, json=[])
+    response = await call("admin-get-experiment", {"key": "nope"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "P0002"
+    assert daily.call_count == 0
+
+
+async def test_create_sends_every_optional_argument(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_create_experiment").respond(200, json=EXPERIMENT)
+    body = {
+        "key": "home-feed",
+        "variants": VARIANTS,
+        "admin_id": ADMIN_ID.upper(),
+        "name": "Home feed",
+        "description": "Ranking v2 vs v1 ✓",
+        "salt": "s3cr3t-salt",
+        "salt_rotation_interval": "7 days",
+    }
+    response = await call("admin-create-experiment", body)
+    assert response.status_code == 200
+    expected = {**body, "admin_id": ADMIN_ID}  # canonical lower-case uuid
+    expected["experiment_key"] = expected.pop("key")
+    assert_rpc_request(route.calls.last.request, "rec_create_experiment", expected)
+
+
+async def test_update_sends_only_given_fields(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_update_experiment").respond(200, json=EXPERIMENT)
+    body = {
+        "key": "home-feed",
+        "admin_id": ADMIN_ID,
+        "variants": VARIANTS,
+        "salt_rotation_interval": "1 day",
+        "description": None,
+    }
+    response = await call("admin-update-experiment", body)
+    assert response.status_code == 200
+    assert_rpc_request(
+        route.calls.last.request,
+        "rec_update_experiment",
+        {
+            "experiment_key": "home-feed",
+            "admin_id": ADMIN_ID,
+            "variants": VARIANTS,
+            "salt_rotation_interval": "1 day",
+        },
+    )
+
+
+async def test_rotate_salt_with_reassign(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_rotate_salt").respond(200, json="fresh")
+    body = {"key": "home-feed", "admin_id": ADMIN_ID, "reassign": True}
+    response = await call("admin-rotate-salt", body)
+    assert response.json() == {"data": {"key": "home-feed", "salt": "fresh"}}
+    assert_rpc_request(
+        route.calls.last.request,
+        "rec_rotate_salt",
+        {"experiment_key": "home-feed", "admin_id": ADMIN_ID, "reassign": True},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "args"),
+    [
+        ({"due": True}, {"reassign": False}),
+        ({"due": True, "reassign": True, "admin_id": ADMIN_ID}, {"reassign": True, "admin_id": ADMIN_ID}),
+    ],
+)
+async def test_rotate_due_salts_for_the_scheduler(
+    body: dict[str, object], args: dict[str, object], call: Caller, postgrest: respx.MockRouter
+) -> None:
+    route = postgrest.post(RPC + "rec_rotate_due_salts").respond(200, json=["a", "b"])
+    response = await call("admin-rotate-salt", body)
+    assert response.status_code == 200
+    assert response.json() == {"data": {"rotated": ["a", "b"]}}
+    assert_rpc_request(route.calls.last.request, "rec_rotate_due_salts", args)
+
+
+@pytest.mark.parametrize(
+    ("name", "fn"),
+    [("admin-list-experiments", "rec_list_experiments"), ("admin-audit-log", "rec_audit_entries")],
+)
+async def test_no_body_means_no_filters(
+    name: str, fn: str, call: Caller, postgrest: respx.MockRouter
+) -> None:
+    route = postgrest.post(RPC + fn).respond(200, json=[])
+    response = await call(name)
+    assert response.json() == {"data": []}
+    assert_rpc_request(route.calls.last.request, fn, {})
+
+
+async def test_search_users_default_rows(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_search_users").respond(200, json=[])
+    await call("admin-search-users", {"query": USER_ID})
+    assert_rpc_request(route.calls.last.request, "rec_search_users", {"query": USER_ID})
+
+
+async def test_bearer_service_role_jwt_is_not_forwarded(call: Caller, postgrest: respx.MockRouter) -> None:
+    # The caller's credentials never reach PostgREST: the function uses its own key.
+    route = postgrest.post(RPC + "rec_list_experiments").respond(200, json=[])
+    await call("admin-list-experiments", {}, headers={"authorization": f"Bearer {SERVICE_ROLE_JWT}"})
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {SECRET_KEY}"
