@@ -29,14 +29,10 @@ from shared.http import (
 log = logging.getLogger("functions")
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_UNKNOWN = ApiError(
-    404, "not_found", "No such function; GET /functions/v1/openapi.json lists them."
-)
+_UNKNOWN = ApiError(404, "not_found", "No such function; GET /functions/v1/openapi.json lists them.")
 
 
-def create_app(
-    settings: Settings | None = None, client_factory: ClientFactory | None = None
-) -> Starlette:
+def create_app(settings: Settings | None = None, client_factory: ClientFactory | None = None) -> Starlette:
     """The functions app. ``settings=None`` reads the env at startup / first request."""
     runtime = Runtime(settings, client_factory)
     document = openapi_document(FUNCTIONS)

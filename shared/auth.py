@@ -19,13 +19,9 @@ _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 MISSING = "Missing API key: send a secret key (sb_secret_...) in the apikey header."
 SECRET_IN_AUTHORIZATION = "Secret keys go in the apikey header, not in Authorization: Bearer."
-PUBLIC_KEY = (
-    "The publishable (anon) key cannot call admin functions: "
-    "send a secret key in the apikey header."
-)
+PUBLIC_KEY = "The publishable (anon) key cannot call admin functions: send a secret key in the apikey header."
 OTHER_JWT = (
-    "This JWT is not the project's service-role key: admin functions need a secret key "
-    "in the apikey header."
+    "This JWT is not the project's service-role key: admin functions need a secret key in the apikey header."
 )
 UNKNOWN_KEY = "This API key is not one of the project's secret keys."
 

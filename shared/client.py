@@ -21,9 +21,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 ClientFactory = Callable[[Settings], Awaitable[AsyncClient]]
 
 
-async def create_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncClient:
+async def create_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AsyncClient:
     """A supabase client sending the service-level key, with a bounded timeout.
 
     ``transport`` lets a host route the client's HTTP somewhere other than the
@@ -41,9 +39,7 @@ async def create_client(
 class Runtime:
     """Settings and the shared client; settings come from the env unless given."""
 
-    def __init__(
-        self, settings: Settings | None = None, client_factory: ClientFactory | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, client_factory: ClientFactory | None = None) -> None:
         self._settings = settings
         self._factory = client_factory or create_client
         self._client: AsyncClient | None = None

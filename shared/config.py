@@ -89,8 +89,6 @@ def _key_dict(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         parsed = json.loads(raw)
     except ValueError:
         raise ConfigError(f'{name} is not valid JSON: expected {{"default": "<key>"}}') from None
-    if not isinstance(parsed, dict) or not all(
-        isinstance(value, str) and value for value in parsed.values()
-    ):
+    if not isinstance(parsed, dict) or not all(isinstance(value, str) and value for value in parsed.values()):
         raise ConfigError(f"{name} must be a JSON object of non-empty key strings")
     return tuple(parsed.values())

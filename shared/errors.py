@@ -73,9 +73,7 @@ def from_postgrest_error(exc: APIError, fn: str) -> ApiError:
     code = exc.code or ""
     status = _CALLER_ERRORS.get(code) or _class_status(code)
     if status is not None:
-        return ApiError(
-            status, code, exc.message or "The database refused the request.", _db_details(exc)
-        )
+        return ApiError(status, code, exc.message or "The database refused the request.", _db_details(exc))
     unavailable = _unavailable(code, fn)
     if unavailable is not None:
         log.warning("rpc %s failed upstream: %s %s", fn, code or "-", exc.message)
@@ -87,9 +85,7 @@ def from_postgrest_error(exc: APIError, fn: str) -> ApiError:
 def from_transport_error(exc: httpx.HTTPError, fn: str) -> ApiError:
     """Connection refused, timeout, broken response: the API is unreachable."""
     log.warning("rpc %s: %s talking to PostgREST", fn, type(exc).__name__)
-    return ApiError(
-        503, "upstream_unavailable", "The database API could not be reached; retry shortly."
-    )
+    return ApiError(503, "upstream_unavailable", "The database API could not be reached; retry shortly.")
 
 
 def internal_error() -> ApiError:
@@ -97,9 +93,8 @@ def internal_error() -> ApiError:
 
 
 def misconfigured() -> ApiError:
-    return ApiError(
-        503, "misconfigured", "The functions service is misconfigured; the server log says how."
-    )
+    message = "The functions service is misconfigured; the server log says how."
+    return ApiError(503, "misconfigured", message)
 
 
 def _class_status(code: str) -> int | None:
@@ -116,8 +111,7 @@ def _unavailable(code: str, fn: str) -> ApiError | None:
         return ApiError(
             503,
             code,
-            f"The database function {fn} is missing: "
-            "apply the project's migrations (supabase db push).",
+            f"The database function {fn} is missing: apply the project's migrations (supabase db push).",
         )
     if code.startswith("PGRST3"):
         return ApiError(
@@ -128,13 +122,20 @@ def _unavailable(code: str, fn: str) -> ApiError | None:
         )
     if code in _TRANSIENT or code.startswith(_TRANSIENT_PREFIXES):
         return ApiError(503, code, "The database is temporarily unavailable; retry shortly.")
-    if not code or (len(code) == 3 and code.isdigit()):
-        # supabase-py could not read a PostgREST error body (a proxy page, a gateway
-        # error): the code is the 3-digit HTTP status (SQLSTATEs have 5 characters).
+    if not code:
+        # JSON without a code: an API gateway, not PostgREST (e.g. "Invalid API key").
         return ApiError(
             503,
             "upstream_error",
-            f"The database API answered with an unexpected error (HTTP {code or '?'}).",
+            "The API gateway refused the request: check SUPABASE_URL and the functions' key.",
+        )
+    if len(code) == 3 and code.isdigit():
+        # supabase-py could not read the error body (a proxy page): the code is the
+        # HTTP status (SQLSTATEs have 5 characters); the body is not ours to show.
+        return ApiError(
+            503,
+            "upstream_error",
+            f"The database API answered HTTP {code} without a PostgREST error: retry, or check SUPABASE_URL.",
         )
     return None
 

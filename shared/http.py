@@ -22,9 +22,7 @@ ALLOWED_METHODS = "POST, OPTIONS"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def json_response(
-    payload: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(payload, status_code=status, headers={**CORS_HEADERS, **(headers or {})})
 
 

@@ -12,9 +12,11 @@ from tests.functions.cases import CASES, Case
 from tests.functions.conftest import ALL_KEYS, RPC, Caller, pg_error
 
 # (PostgREST status, code) → function status. Statuses are what PostgREST
-# really sends: unmapped SQLSTATEs such as P0002 and 55000 come back as 400.
+# really sends (docs.postgrest.org, references/errors): P0* other than P0001
+# and 55* come back as 500, unlisted SQLSTATEs as 400. The function maps by
+# code only: supabase-py does not expose the status.
 DB_ERRORS = [
-    (400, "P0002", 404),
+    (500, "P0002", 404),
     (400, "22023", 422),
     (400, "23514", 422),
     (400, "22P02", 422),
@@ -25,7 +27,7 @@ DB_ERRORS = [
     (400, "22001", 422),
     (409, "23505", 409),
     (409, "23503", 409),
-    (400, "55000", 409),
+    (500, "55000", 409),
     (403, "42501", 403),
     (401, "42501", 403),
     (400, "P0001", 400),
@@ -35,6 +37,7 @@ UNAVAILABLE = [
     (404, "42883"),
     (401, "PGRST301"),
     (401, "PGRST302"),
+    (500, "PGRST300"),
     (503, "08006"),
     (503, "08001"),
     (500, "57014"),

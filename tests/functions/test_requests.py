@@ -59,7 +59,7 @@ async def test_get_experiment_unknown_key_stops_at_first_rpc(
     call: Caller, postgrest: respx.MockRouter
 ) -> None:
     postgrest.post(RPC + "rec_get_experiment").respond(
-        400,
+        500,
         json={
             "code": "P0002",
             "message": 'experiment "nope" not found',
