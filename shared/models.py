@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -76,6 +76,14 @@ class CreateExperiment(Body):
 class UpdateExperiment(Body):
     """Change an experiment; omitted fields stay as they are. Variants only while draft."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [field]}
+                for field in ("name", "description", "variants", "salt_rotation_interval")
+            ]
+        }
+    )
     key: ExperimentKey
     admin_id: UUID
     name: Name | None = None
@@ -103,8 +111,13 @@ class ExperimentAction(Body):
 class RotateSalt(Body):
     """Either one experiment ``{key, admin_id, reassign?}`` or the scheduler's ``{"due": true}``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["key", "admin_id"]}, {"required": ["due"]}]}
+    )
+
     key: ExperimentKey | None = None
-    due: bool | None = Field(default=None, json_schema_extra={"const": True})
+    # A plain bool (strict: 1 is refused) that the validator requires to be true.
+    due: Annotated[bool, WithJsonSchema({"const": True})] | None = None
     admin_id: UUID | None = None
     reassign: bool = False
 
