@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from shared.config import Settings
 from shared.errors import from_postgrest_error, from_transport_error
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 ClientFactory = Callable[[Settings], Awaitable[AsyncClient]]
 
