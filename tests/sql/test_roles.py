@@ -1,0 +1,309 @@
+"""CONTRACT.md §5 under both privilege regimes: anon gets nothing,
+authenticated only its own assignment, service_role everything. Functions
+are listed from pg_proc, so a new public rec_* function is covered without
+touching this file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.sql.conftest import (
+    ADMIN,
+    acting_as,
+    create_experiment,
+    raises_sqlstate,
+    scalar,
+    sqlstate_of,
+    uuids,
+)
+from tests.sql.reference import assign
+
+# a column of each table, for update statements
+TIME_COLUMN = {"rec_experiments": "created_at", "rec_user_experiment_assignments": "assigned_at",
+               "rec_impressions": "created_at", "rec_outcomes": "created_at",
+               "rec_audit_log": "created_at"}
+TABLES = ["rec_experiments", "rec_user_experiment_assignments", "rec_impressions",
+          "rec_outcomes", "rec_audit_log"]
+VIEWS = ["rec_variant_daily_metrics_v1", "rec_variant_daily_outcomes_v1"]
+AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
+USER_FACING = {"rec_assign_variant", "rec_assign_variants"}
+
+# CONTRACT.md §3: name -> argument names (PostgREST calls them by name).
+CONTRACT_FUNCTIONS = {
+    "rec_assign_variant": ["experiment_key", "user_id"],
+    "rec_assign_variants": ["user_id"],
+    "rec_set_user_variant": ["experiment_key", "user_id", "variant", "admin_id"],
+    "rec_reset_user_variant": ["experiment_key", "user_id", "admin_id"],
+    "rec_active_experiments": [],
+    "rec_create_experiment": ["experiment_key", "variants", "admin_id", "name", "description", "salt",
+                              "salt_rotation_interval"],
+    "rec_update_experiment": ["experiment_key", "admin_id", "name", "description", "variants",
+                              "salt_rotation_interval"],
+    "rec_activate_experiment": ["experiment_key", "admin_id"],
+    "rec_end_experiment": ["experiment_key", "admin_id"],
+    "rec_rotate_salt": ["experiment_key", "admin_id", "reassign"],
+    "rec_rotate_due_salts": ["reassign", "admin_id"],
+    "rec_list_experiments": ["status"],
+    "rec_get_experiment": ["experiment_key"],
+    "rec_experiment_daily_metrics": ["experiment_key", "from_day", "to_day"],
+    "rec_search_users": ["query", "max_rows"],
+    "rec_user_assignments": ["user_id"],
+    "rec_audit_entries": ["experiment_key", "max_rows"],
+}
+
+
+def public_functions(conn: psycopg.Connection) -> list[tuple[str, str, list[str]]]:
+    """(signature, name, argument types) of every public function named rec_*."""
+    rows = conn.execute(r"""
+        select p.oid::regprocedure::text, p.proname,
+               array(select format_type(t.oid, null)
+                       from unnest(p.proargtypes::oid[]) with ordinality t(oid, n) order by n)
+          from pg_proc p
+         where p.pronamespace = 'public'::regnamespace and p.proname like 'rec\_%'
+           and p.prorettype <> 'trigger'::regtype
+         order by 1""").fetchall()
+    assert rows, "no public rec_* functions found"
+    return [(r[0], r[1], list(r[2])) for r in rows]
+
+
+def null_call(name: str, types: list[str]) -> sql.Composed:
+    args = sql.SQL(", ").join(sql.SQL("null::{}").format(sql.SQL(t)) for t in types)
+    return sql.SQL("select * from public.{}({})").format(sql.Identifier(name), args)
+
+
+def relations() -> list[str]:
+    return TABLES + VIEWS
+
+
+# --- the surface exists as the contract names it ----------------------------
+
+def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connection) -> None:
+    rows = db.execute(r"""
+        select p.proname, coalesce(p.proargnames[1:p.pronargs], '{}')
+          from pg_proc p
+         where p.pronamespace = 'public'::regnamespace and p.proname like 'rec\_%'""").fetchall()
+    found: dict[str, list[list[str]]] = {}
+    for name, args in rows:
+        found.setdefault(name, []).append(list(args))
+    for name, args in CONTRACT_FUNCTIONS.items():
+        assert found.get(name) == [args], f"{name}: {found.get(name)}"
+
+
+def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> None:
+    rls = dict(db.execute("select relname, relrowsecurity from pg_class"
+                          " where relnamespace = 'public'::regnamespace and relname = any(%s)",
+                          [TABLES]).fetchall())
+    assert rls == dict.fromkeys(TABLES, True)
+    for view in VIEWS:
+        options = scalar(db, "select reloptions from pg_class where oid = %s::regclass", [view])
+        assert options and "security_invoker=true" in options, view
+
+
+def test_security_definer_functions_pin_search_path(db: psycopg.Connection) -> None:
+    rows = db.execute(r"""
+        select p.oid::regprocedure::text from pg_proc p
+         where p.pronamespace in ('public'::regnamespace, 'rec_internal'::regnamespace)
+           and (p.proname like 'rec\_%' or p.pronamespace = 'rec_internal'::regnamespace)
+           and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c
+                            where c like 'search\_path=%')""").fetchall()
+    assert rows == []
+
+
+# --- anon: nothing ----------------------------------------------------------------
+
+def test_anon_cannot_touch_tables_or_views(db: psycopg.Connection) -> None:
+    with acting_as(db, "anon"):
+        for rel in relations():
+            with raises_sqlstate(db, "42501"):
+                db.execute(sql.SQL("select * from {} limit 1").format(sql.Identifier(rel)))
+        for table in TABLES:
+            with raises_sqlstate(db, "42501"):
+                db.execute(sql.SQL("delete from {}").format(sql.Identifier(table)))
+            with raises_sqlstate(db, "42501"):
+                db.execute(sql.SQL("update {} set {} = now()").format(
+                    sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])))
+        with raises_sqlstate(db, "42501"):
+            db.execute("insert into rec_impressions (user_id) values (%s)", [uuid.uuid4()])
+        with raises_sqlstate(db, "42501"):
+            db.execute("insert into rec_experiments (key, variants) values ('x', %s)", [json.dumps(AB)])
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_cannot_execute_admin_functions(db: psycopg.Connection, role: str) -> None:
+    functions = public_functions(db)
+    assert set(CONTRACT_FUNCTIONS) <= {name for _, name, _ in functions}
+    refused = [f for f in functions if role == "anon" or f[1] not in USER_FACING]
+    with acting_as(db, role, str(uuid.uuid4())):
+        for signature, name, types in refused:
+            code = sqlstate_of(lambda n=name, t=types: _in_savepoint(db, null_call(n, t)))
+            assert code == "42501", f"{role} could call {signature} (got {code})"
+
+
+def _in_savepoint(conn: psycopg.Connection, query: sql.Composed) -> None:
+    with conn.transaction():
+        conn.execute(query)
+
+
+def test_anon_cannot_assign(db: psycopg.Connection) -> None:
+    create_experiment(db, "exp", AB)
+    user = uuid.uuid4()
+    with acting_as(db, "anon", str(user)):
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variant('exp', %s)", [user])
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variants(%s)", [user])
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_internal.bucket('s', %s, '[{\"name\": \"a\", \"weight\": 1}]')", [user])
+    assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0
+
+
+# --- authenticated: its own assignment only ----------------------------------
+
+def test_authenticated_assigns_itself(db: psycopg.Connection) -> None:
+    create_experiment(db, "exp", AB, salt="s")
+    me, someone = uuids(2, seed=60)
+    with acting_as(db, "authenticated", str(me)):
+        assert scalar(db, "select rec_assign_variant('exp', %s)", [me]) == assign("s", me, AB)
+        assert scalar(db, "select rec_assign_variants(%s)", [me]) == {"exp": assign("s", me, AB)}
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variant('exp', %s)", [someone])
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variants(%s)", [someone])
+        for rel in relations():
+            with raises_sqlstate(db, "42501"):
+                db.execute(sql.SQL("select * from {} limit 1").format(sql.Identifier(rel)))
+        with raises_sqlstate(db, "42501"):
+            db.execute("insert into rec_impressions (user_id) values (%s)", [me])
+        with raises_sqlstate(db, "42501"):
+            db.execute("update rec_user_experiment_assignments set variant = 'treatment'")
+
+
+def test_authenticated_writes_nothing_for_someone_else(db: psycopg.Connection) -> None:
+    create_experiment(db, "exp", AB)
+    me, someone = uuids(2, seed=61)
+    with acting_as(db, "authenticated", str(me)):
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variants(%s)", [someone])
+    with acting_as(db, "authenticated"):  # a token without sub is nobody
+        with raises_sqlstate(db, "42501"):
+            db.execute("select rec_assign_variant('exp', %s)", [me])
+    assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0
+
+
+def test_authenticated_assignment_is_stored(db: psycopg.Connection) -> None:
+    """What a signed-in user got through the API is the sticky row later calls see."""
+    create_experiment(db, "exp", AB)
+    me = uuid.uuid4()
+    # acting_as rolls back: do it in a committed PostgREST-like transaction instead
+    db.execute("reset role")
+    with db.transaction():
+        db.execute("set local role authenticated")
+        db.execute("select set_config('request.jwt.claims', %s, true)",
+                   [json.dumps({"role": "authenticated", "sub": str(me)})])
+        got = scalar(db, "select rec_assign_variant('exp', %s)", [me])
+    db.execute("set role rec_migrator")
+    assert scalar(db, "select variant from rec_user_experiment_assignments where user_id = %s",
+                  [me]) == got
+
+
+# --- service_role: everything --------------------------------------------------
+
+def test_service_role_reads_and_writes_every_table(db: psycopg.Connection) -> None:
+    user = uuid.uuid4()
+    with acting_as(db, "service_role"):
+        eid = scalar(db, "insert into rec_experiments (key, status, variants, salt)"
+                         " values ('svc', 'active', %s, 's') returning id", [json.dumps(AB)])
+        db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+                   " values (%s, %s, 'control')", [eid, user])
+        imp = scalar(db, "insert into rec_impressions (user_id, request_context)"
+                         " values (%s, '{\"experiments\": {\"svc\": \"control\"}}') returning id", [user])
+        db.execute("insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')",
+                   [imp, user])
+        db.execute("insert into rec_audit_log (experiment_id, action, actor_id) values (%s, 'note', %s)",
+                   [eid, ADMIN])
+        for table in TABLES:
+            assert scalar(db, sql.SQL("select count(*) from {}").format(sql.Identifier(table))) == 1
+            db.execute(sql.SQL("update {} set {} = now()").format(
+                sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])))
+        for view in VIEWS:
+            assert scalar(db, sql.SQL("select count(*) from {}").format(sql.Identifier(view))) == 1
+        db.execute("update rec_experiments set name = 'renamed', variants = %s where id = %s",
+                   [json.dumps([{"name": "control", "weight": 3}, {"name": "treatment", "weight": 1}]), eid])
+        with raises_sqlstate(db, "23514"):  # the variants check applies to service_role too
+            db.execute("update rec_experiments set variants = '[]' where id = %s", [eid])
+        for table in ["rec_outcomes", "rec_impressions", "rec_user_experiment_assignments",
+                      "rec_audit_log", "rec_experiments"]:
+            db.execute(sql.SQL("delete from {}").format(sql.Identifier(table)))
+        assert scalar(db, "select count(*) from rec_experiments") == 0
+
+
+def test_service_role_may_execute_every_function(db: psycopg.Connection) -> None:
+    """Null arguments: whatever the function says about them, it is not 42501."""
+    with acting_as(db, "service_role"):
+        for signature, name, types in public_functions(db):
+            code = sqlstate_of(lambda n=name, t=types: _in_savepoint(db, null_call(n, t)))
+            assert code != "42501", f"service_role may not call {signature}"
+
+
+def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
+    user = uuid.uuid4()
+    v = json.dumps(AB)
+    calls: list[tuple[str, list[Any]]] = [
+        ("select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')", [v, ADMIN]),
+        ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
+        ("select rec_activate_experiment('svc', %s)", [ADMIN]),
+        ("select rec_assign_variant('svc', %s)", [user]),
+        ("select rec_assign_variants(%s)", [user]),
+        ("select rec_set_user_variant('svc', %s, 'control', %s)", [user, ADMIN]),
+        ("select rec_reset_user_variant('svc', %s, %s)", [user, ADMIN]),
+        ("select * from rec_active_experiments()", []),
+        ("select * from rec_list_experiments()", []),
+        ("select rec_get_experiment('svc')", []),
+        ("select * from rec_experiment_daily_metrics('svc')", []),
+        ("select * from rec_search_users(%s)", [str(user)]),
+        ("select * from rec_user_assignments(%s)", [user]),
+        ("select * from rec_audit_entries('svc')", []),
+        ("select rec_rotate_salt('svc', %s)", [ADMIN]),
+        ("select * from rec_rotate_due_salts()", []),
+        ("select rec_end_experiment('svc', %s)", [ADMIN]),
+    ]
+    assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == \
+        {n.removeprefix("rec_") for n in CONTRACT_FUNCTIONS}
+    with acting_as(db, "service_role"):
+        for query, params in calls:
+            db.execute(query, params)
+        assert scalar(db, "select count(*) from rec_audit_log") == 7
+        assert scalar(db, "select status from rec_experiments") == "ended"
+
+
+# --- the catalog's view of the same rules ----------------------------------------
+
+PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
+
+
+def test_catalog_privileges(db: psycopg.Connection) -> None:
+    functions = [sig for sig, _, _ in public_functions(db)]
+    for role in ("anon", "authenticated"):
+        for rel in relations():
+            for priv in PRIVILEGES:
+                assert not scalar(db, "select has_table_privilege(%s, %s, %s)", [role, rel, priv]), \
+                    (role, rel, priv)
+        assert not scalar(db, "select has_sequence_privilege(%s, 'rec_audit_log_id_seq', 'usage')", [role])
+        assert not scalar(db, "select has_schema_privilege(%s, 'rec_internal', 'usage')", [role])
+        for sig in functions:
+            allowed = role == "authenticated" and sig.split("(")[0] in USER_FACING
+            assert scalar(db, "select has_function_privilege(%s, %s, 'execute')", [role, sig]) == allowed, \
+                (role, sig)
+    for rel in TABLES:
+        for priv in ("select", "insert", "update", "delete"):
+            assert scalar(db, "select has_table_privilege('service_role', %s, %s)", [rel, priv]), (rel, priv)
+    for view in VIEWS:
+        assert scalar(db, "select has_table_privilege('service_role', %s, 'select')", [view])
+    for sig in functions:
+        assert scalar(db, "select has_function_privilege('service_role', %s, 'execute')", [sig]), sig
