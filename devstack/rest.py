@@ -1,0 +1,261 @@
+"""A small PostgREST-compatible RPC endpoint: the part of Supabase's Data API
+that the admin functions and a recommender use, for the local stack.
+
+What it implements, following PostgREST's documented behaviour:
+
+- `POST /rest/v1/rpc/<fn>` with a JSON object of named arguments; a function
+  with one unnamed json/jsonb parameter gets the whole body instead.
+  `GET` (and `HEAD`) take the arguments from the query string and run in a
+  READ ONLY transaction, so a writing function answers 405 (25006).
+- Functions of schema `public`, found in pg_catalog (cached, reloaded once
+  on a miss); all required parameters present and every key a parameter,
+  else 404 PGRST202; overloads resolved by the same rule (300 PGRST203).
+- Result shapes: scalar → bare JSON value; single composite → one object;
+  SETOF scalar → array of values; SETOF composite / RETURNS TABLE → array of
+  objects (`[]` when empty); void → 204. Postgres serializes (json_agg /
+  to_json), so timestamps, intervals and uuids read exactly as PostgREST's.
+- Keys and JWTs → role (devstack/rest_auth.py); each request is one
+  transaction with `role`, `request.jwt.claims`, `request.method`,
+  `request.path`, `request.headers` and `request.cookies` set locally,
+  committed on success and rolled back on any error.
+- Errors: `{"code", "message", "details", "hint"}` with PostgREST's
+  SQLSTATE → HTTP table (devstack/rest_errors.py); 503 PGRST000/PGRST001
+  when the database is unreachable, 413 past 1 MiB, never a traceback.
+- It logs in as `authenticator` (LOGIN NOINHERIT, like PostgREST) and falls
+  back to the URL's own user, with a warning, only where authenticator
+  cannot log in (e.g. a server that wants a password it does not have).
+
+Not implemented: tables and views (`/rest/v1/<table>`), filters, `select`
+and ordering on RPC results, `Prefer` (count, tx, params), `Accept`
+variants (single object, CSV), `Accept-Profile` schemas other than public,
+`RAISE SQLSTATE 'PGRST'` responses, non-JSON bodies, the OpenAPI root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from devstack.keys import LocalKeys
+from devstack.rest_auth import Caller, authenticate
+from devstack.rest_catalog import Call, Catalog
+from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database
+
+log = logging.getLogger("devstack.rest")
+
+MAX_BODY_BYTES = 1024 * 1024
+AUTHENTICATOR = "authenticator"
+SEARCH_PATH = "public, extensions"  # Supabase's exposed schema plus extra_search_path
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_RPC_METHODS = "OPTIONS,GET,HEAD,POST"
+
+# Everything PostgREST sets per request, in one round trip. set_config(...,
+# true) is SET LOCAL: it ends with the transaction, so the pooled
+# connection goes back as authenticator with no trace of the request.
+_LOCALS_SQL = """select pg_catalog.set_config('search_path', %s, true),
+       pg_catalog.set_config('role', %s, true),
+       pg_catalog.set_config('request.jwt.claims', %s, true),
+       pg_catalog.set_config('request.method', %s, true),
+       pg_catalog.set_config('request.path', %s, true),
+       pg_catalog.set_config('request.headers', %s, true),
+       pg_catalog.set_config('request.cookies', %s, true)"""
+_READ_ONLY_SQL = _LOCALS_SQL + ",\n       pg_catalog.set_config('transaction_read_only', 'on', true)"
+
+
+class RestApi:
+    """The endpoint and its connection pool. `app` serves `/rest/v1/...`;
+    run it through `running()` (or `app`'s own lifespan)."""
+
+    def __init__(self, database_url: str, keys: LocalKeys, *, pool_size: int = 10,
+                 acquire_timeout: float = 5.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.database_url = database_url
+        self.keys = keys
+        self.pool_size = pool_size
+        self.acquire_timeout = acquire_timeout
+        self.max_body_bytes = max_body_bytes
+        self.catalog = Catalog()
+        self.login_role: str | None = None  # who the pool logs in as, once started
+        self._conninfo = ""
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self.app = Starlette(
+            routes=[Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
+                    Route("/rest/v1/{path:path}", self._elsewhere, methods=_METHODS)],
+            middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_headers=["*"],
+                                   allow_methods=["GET", "HEAD", "POST", "OPTIONS"])],
+            lifespan=lambda _app: self.running(),
+        )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Open the pool (without waiting for the database), close it after."""
+        self._conninfo, self.login_role = await login_conninfo(self.database_url)
+        self._pool = AsyncConnectionPool(
+            self._conninfo, min_size=1, max_size=self.pool_size, open=False,
+            timeout=self.acquire_timeout, name="recsys-exp-rest",
+            kwargs={"autocommit": True, "application_name": "recsys-exp rest"})
+        await self._pool.open(wait=False)
+        try:
+            yield
+        finally:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def ping(self) -> bool:
+        """Whether the database answers right now (for /health)."""
+        try:
+            async with self._connection() as conn:
+                await conn.execute("select 1")
+        except RestError:
+            return False
+        return True
+
+    async def _rpc(self, request: Request) -> Response:
+        try:
+            return await self._call(request)
+        except RestError as exc:
+            return exc.response()
+        except Exception:
+            log.exception("rpc %s failed", request.path_params.get("fn"))
+            return RestError(500, "PGRSTX00", "Internal error in the local RPC endpoint; "
+                             "its log has the details.").response()
+
+    async def _call(self, request: Request) -> Response:
+        method = request.method
+        if method == "OPTIONS":
+            return Response(status_code=200, headers={"Allow": _RPC_METHODS})
+        if method not in ("GET", "HEAD", "POST"):
+            raise RestError(405, "PGRST101", f"Cannot use the {method} method on RPC")
+        caller = authenticate(request.headers, self.keys)
+        post = method == "POST"
+        args_json, keys = await self._post_args(request) if post else _query_args(request)
+        async with self._connection(caller) as conn:
+            call = await self.catalog.resolve(conn, request.path_params["fn"], keys, post)
+            async with conn.transaction():
+                await conn.execute(_LOCALS_SQL if post else _READ_ONLY_SQL,
+                                   _locals(request, caller))
+                cursor = await conn.execute(call.query(text_args=not post),
+                                            [args_json] if call.arg_names or call.whole_body else [])
+                row = await cursor.fetchone()
+        return _respond(call, row[0] if row else None, head=method == "HEAD")
+
+    @asynccontextmanager
+    async def _connection(self, caller: Caller | None = None
+                          ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; database errors leave as PostgREST-shaped errors."""
+        if self._pool is None:
+            raise RestError(503, "PGRST000", "The RPC endpoint is not running.")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise await self._unavailable() from None
+        except psycopg.Error as exc:
+            raise from_database(exc, caller is not None and caller.authenticated) from None
+
+    async def _unavailable(self) -> RestError:
+        """Tell "the database is down" (503) from "the pool is busy" (504)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=2)
+        except psycopg.Error as exc:
+            return RestError(503, "PGRST000", "Database connection error. Retrying the connection.",
+                             details=first_line(exc))
+        await conn.close()
+        return RestError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
+
+    async def _post_args(self, request: Request) -> tuple[str, frozenset[str] | None]:
+        """The body as JSON text (handed to Postgres untouched) and its keys;
+        keys None when the body is JSON but not an object."""
+        text = await self._read_body(request)
+        if not text.strip():
+            return "{}", frozenset()  # supabase clients send {} but an empty body means the same
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise RestError(400, "PGRST102", f"Invalid JSON body: {exc}") from None
+        return text, frozenset(value) if isinstance(value, dict) else None
+
+    async def _read_body(self, request: Request) -> str:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large()
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > self.max_body_bytes:
+                raise self._too_large()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RestError(400, "PGRST102", "The request body is not valid UTF-8") from None
+
+    def _too_large(self) -> GatewayError:
+        return GatewayError(413, None, "Payload Too Large",
+                            hint=f"The local stack accepts request bodies up to "
+                                 f"{self.max_body_bytes} bytes.")
+
+    async def _elsewhere(self, request: Request) -> Response:
+        return RestError(404, "PGRST125", "Invalid path specified in request URL",
+                         hint="The local stack serves only /rest/v1/rpc/<function>; tables and "
+                              "views are reached through RPCs here.").response()
+
+
+def _query_args(request: Request) -> tuple[str, frozenset[str]]:
+    """GET arguments: query-string text, one value per name (the last one)."""
+    args = dict(request.query_params)
+    return json.dumps(args), frozenset(args)
+
+
+def _locals(request: Request, caller: Caller) -> list[str]:
+    headers = dict(request.headers.items())
+    return [SEARCH_PATH, caller.role, caller.claims_json(), request.method,
+            "/rpc/" + request.path_params["fn"], json.dumps(headers), json.dumps(request.cookies)]
+
+
+def _respond(call: Call, body: str | None, *, head: bool) -> Response:
+    if call.routine.kind == "void":
+        return Response(status_code=204)
+    content = b"" if head else (body if body is not None else "null").encode()
+    return Response(content, 200, media_type=JSON_TYPE)
+
+
+async def login_conninfo(url: str) -> tuple[str, str]:
+    """Where the pool connects, and as whom: `authenticator` on the URL's
+    host, port and database (so a request can never be more than the API
+    role it switches to); the URL's own user only when authenticator cannot
+    log in and the URL works."""
+    params = conninfo_to_dict(url)
+    params.pop("password", None)
+    params["user"] = AUTHENTICATOR
+    as_authenticator = make_conninfo("", **params)
+    try:
+        return as_authenticator, await _login_user(as_authenticator)
+    except psycopg.Error as exc:
+        reason = first_line(exc)
+    try:
+        user = await _login_user(url)
+    except psycopg.Error:
+        return as_authenticator, AUTHENTICATOR  # unreachable for now: keep the intended login
+    log.warning("authenticator cannot log in (%s); the RPC endpoint connects as %s and still "
+                "switches to the API role for every request", reason, user)
+    return url, user
+
+
+async def _login_user(conninfo: str) -> str:
+    conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
+    try:
+        return conn.info.user
+    finally:
+        await conn.close()

@@ -1,0 +1,121 @@
+"""Who a request runs as: Supabase's API gateway (which key was sent) and
+PostgREST's JWT step (which role the token names), in one function.
+
+- `apikey: <secret key>` → service_role; `apikey: <publishable key>` → anon.
+- A JWT, in `Authorization: Bearer` or else in `apikey`, verified HS256 with
+  the JWT secret → its `role` claim (anon when absent), claims passed on.
+  A JWT in Authorization wins over the apikey, as on Supabase, where a
+  signed-in user's token rides along with the project's publishable key.
+- `Authorization: Bearer <key>` without an apikey counts as the apikey.
+- Nothing at all → 401 "No API key found in request"; an unknown key → 401
+  "Invalid API key" (the gateway's own two-field bodies); a bad JWT → 401
+  PGRST301 (undecodable, bad signature) or PGRST303 (expired, not yet valid).
+- A role other than anon/authenticated/service_role → 403 42501, which is
+  what Postgres answers when authenticator may not switch to that role.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from devstack.keys import LocalKeys
+from devstack.rest_errors import GatewayError, RestError
+
+API_ROLES = frozenset({"anon", "authenticated", "service_role"})
+ANON = "anon"
+CLOCK_SKEW_SECONDS = 30  # PostgREST tolerates this much on exp/nbf/iat
+
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str
+    claims: dict[str, Any]
+
+    @property
+    def authenticated(self) -> bool:
+        """PostgREST's notion: any role but the anonymous one (42501 → 403, not 401)."""
+        return self.role != ANON
+
+    def claims_json(self) -> str:
+        return json.dumps(self.claims, separators=(",", ":"))
+
+
+def authenticate(headers: Mapping[str, str], keys: LocalKeys) -> Caller:
+    apikey = headers.get("apikey", "").strip()
+    bearer = _bearer(headers.get("authorization", ""))
+    if not apikey and not bearer:
+        raise GatewayError(401, None, "No API key found in request",
+                           hint="No `apikey` request header was found.")
+    if bearer and _looks_like_jwt(bearer):
+        if apikey:
+            _from_key(apikey, keys)  # still has to be one of this project's keys
+        return _from_jwt(bearer, keys)
+    if apikey and bearer and not hmac.compare_digest(apikey.encode(), bearer.encode()):
+        raise _invalid_key()
+    return _from_key(apikey or bearer, keys)
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _looks_like_jwt(value: str) -> bool:
+    return _JWT_SHAPE.fullmatch(value) is not None
+
+
+def _from_key(key: str, keys: LocalKeys) -> Caller:
+    # Compare against both keys every time: no early exit to time.
+    is_secret = hmac.compare_digest(key.encode(), keys.secret.encode())
+    is_publishable = hmac.compare_digest(key.encode(), keys.publishable.encode())
+    if is_secret:
+        return Caller("service_role", {"role": "service_role"})
+    if is_publishable:
+        return Caller(ANON, {"role": ANON})
+    if _looks_like_jwt(key):
+        return _from_jwt(key, keys)
+    raise _invalid_key()
+
+
+def _invalid_key() -> GatewayError:
+    return GatewayError(401, None, "Invalid API key",
+                        hint="Double check your Supabase `anon` or `service_role` API key.")
+
+
+def _from_jwt(token: str, keys: LocalKeys) -> Caller:
+    try:
+        claims = jwt.decode(token, keys.jwt_secret, algorithms=["HS256"],
+                            leeway=CLOCK_SKEW_SECONDS,
+                            # PostgREST checks aud only when configured to; Supabase does not.
+                            options={"verify_aud": False})
+    except jwt.PyJWTError as exc:
+        raise _jwt_error(exc) from None
+    role = claims.get("role", ANON)
+    if role not in API_ROLES:
+        raise RestError(403, "42501", f'permission denied to set role "{role}"')
+    return Caller(str(role), claims)
+
+
+def _jwt_error(exc: jwt.PyJWTError) -> RestError:
+    """PostgREST's wording: decoding problems are PGRST301, claim checks PGRST303."""
+    code, message = "PGRST301", "JWT couldn't be decoded"
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        code, message = "PGRST303", "JWT expired"
+    elif isinstance(exc, jwt.ImmatureSignatureError):
+        iat = "(iat)" in str(exc)
+        code, message = "PGRST303", "JWT issued at future" if iat else "JWT not yet valid"
+    elif isinstance(exc, jwt.InvalidAlgorithmError):
+        message = "Wrong or unsupported encoding algorithm"
+    elif isinstance(exc, jwt.InvalidSignatureError):
+        message = "JWT cryptographic operation failed"
+    header = f'Bearer error="invalid_token", error_description="{message}"'
+    return RestError(401, code, message, headers={"WWW-Authenticate": header})
