@@ -95,13 +95,12 @@ def raises_sqlstate(conn: psycopg.Connection, code: str) -> Iterator[None]:
     """The block must fail with this SQLSTATE. It runs in its own
     transaction (a savepoint inside acting_as), so the connection stays
     usable and whatever the block did is rolled back."""
-    with pytest.raises(psycopg.Error) as info:
-        with conn.transaction():
-            yield
+    with pytest.raises(psycopg.Error) as info, conn.transaction():
+        yield
     assert info.value.sqlstate == code, f"expected SQLSTATE {code}, got {info.value.sqlstate}: {info.value}"
 
 
-def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+def scalar(conn: psycopg.Connection, query: str | sql.Composed, params: Any = None) -> Any:
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,7 +25,8 @@ ABC = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}, {"name": "c", "we
 
 
 def assign_sql(conn: psycopg.Connection, key: str, user: uuid.UUID | None) -> str | None:
-    return scalar(conn, "select rec_assign_variant(%s, %s)", [key, user])
+    got: str | None = scalar(conn, "select rec_assign_variant(%s, %s)", [key, user])
+    return got
 
 
 def assign_many(conn: psycopg.Connection, key: str, users: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -33,7 +35,7 @@ def assign_many(conn: psycopg.Connection, key: str, users: list[uuid.UUID]) -> d
     return {r[0]: r[1] for r in rows}
 
 
-def other(variant: str, variants: list[dict[str, object]] = AB) -> str:
+def other(variant: str | None, variants: list[dict[str, object]] = AB) -> str:
     return next(str(v["name"]) for v in variants if v["name"] != variant)
 
 
@@ -190,12 +192,13 @@ def test_ended_serves_only_manual_overrides_and_writes_nothing(db: psycopg.Conne
 def test_unknown_experiment_is_p0002(db: psycopg.Connection) -> None:
     user = uuids(1, seed=17)[0]
     create_experiment(db, "exists", AB)
-    for query, params in [
+    calls: list[tuple[str, list[Any]]] = [
         ("select rec_assign_variant('nope', %s)", [user]),
         ("select rec_assign_variant(null, %s)", [user]),
         ("select rec_set_user_variant('nope', %s, 'control', %s)", [user, ADMIN]),
         ("select rec_reset_user_variant('nope', %s, %s)", [user, ADMIN]),
-    ]:
+    ]
+    for query, params in calls:
         with raises_sqlstate(db, "P0002"):
             db.execute(query, params)
     assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0
@@ -213,10 +216,13 @@ def test_unknown_variant_is_22023(db: psycopg.Connection, variant: str | None) -
 def test_null_user_id_is_a_bad_argument(db: psycopg.Connection) -> None:
     """CONTRACT §3: a bad argument is 22023, not a constraint error from inside."""
     create_experiment(db, "exp", AB)
-    for query, params in [("select rec_assign_variant('exp', null)", []),
-                          ("select rec_assign_variants(null)", []),
-                          ("select rec_set_user_variant('exp', null, 'control', %s)", [ADMIN]),
-                          ("select rec_reset_user_variant('exp', null, %s)", [ADMIN])]:
+    calls: list[tuple[str, list[Any]]] = [
+        ("select rec_assign_variant('exp', null)", []),
+        ("select rec_assign_variants(null)", []),
+        ("select rec_set_user_variant('exp', null, 'control', %s)", [ADMIN]),
+        ("select rec_reset_user_variant('exp', null, %s)", [ADMIN]),
+    ]
+    for query, params in calls:
         with raises_sqlstate(db, "22023"):
             db.execute(query, params)
     assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0

@@ -98,11 +98,14 @@ def test_single_and_map_calls_race_and_agree(db: psycopg.Connection, db_url: str
 
     def single(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, Any]]:
         def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
-            got = {}
+            got: dict[uuid.UUID, Any] = {}
             for u in shuffled(users, seed):
                 # one call per transaction, as PostgREST makes them
-                got[u] = {key: conn.execute("select rec_assign_variant(%s, %s)", [key, u]).fetchone()[0]
-                          for key in ("one", "two")}
+                got[u] = {}
+                for key in ("one", "two"):
+                    row = conn.execute("select rec_assign_variant(%s, %s)", [key, u]).fetchone()
+                    assert row is not None
+                    got[u][key] = row[0]
             return got
         return go
 

@@ -30,8 +30,8 @@ ABJ = json.dumps(AB)
 
 def create(conn: psycopg.Connection, key: str, variants: str | None = ABJ, **kw: Any) -> dict[str, Any]:
     named = "".join(f", {k} => %({k})s" for k in kw)
-    return dict(scalar(conn, f"select to_jsonb(rec_create_experiment(%(key)s, %(v)s::jsonb, %(admin)s{named}))",
-                       {"key": key, "v": variants, "admin": ADMIN, **kw}))
+    query = f"select to_jsonb(rec_create_experiment(%(key)s, %(v)s::jsonb, %(admin)s{named}))"
+    return dict(scalar(conn, query, {"key": key, "v": variants, "admin": ADMIN, **kw}))
 
 
 def call_row(conn: psycopg.Connection, fn: str, key: str) -> dict[str, Any]:

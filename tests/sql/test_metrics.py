@@ -15,7 +15,8 @@ from tests.sql.conftest import create_experiment, raises_sqlstate, uuids
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 AB = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
 XY = [{"name": "x", "weight": 1}, {"name": "y", "weight": 1}]
-METRIC_COLUMNS = "day, experiment_key, variant, impressions, users, outcomes, engaged_impressions, outcome_value"
+METRIC_COLUMNS = ("day, experiment_key, variant, impressions, users, outcomes, engaged_impressions,"
+                  " outcome_value")
 
 
 def at(text: str) -> dt.datetime:
@@ -113,7 +114,8 @@ def test_views_agree_with_each_other(traffic: psycopg.Connection) -> None:
         "select m.day, m.experiment_key, m.variant"
         "  from rec_variant_daily_metrics_v1 m"
         "  left join (select day, experiment_key, variant, sum(outcomes) n, sum(outcome_value) v"
-        "               from rec_variant_daily_outcomes_v1 group by 1, 2, 3) o using (day, experiment_key, variant)"
+        "               from rec_variant_daily_outcomes_v1 group by 1, 2, 3) o"
+        "       using (day, experiment_key, variant)"
         " where m.outcomes <> coalesce(o.n, 0) or m.outcome_value <> coalesce(o.v, 0)").fetchall()
     assert mismatch == []
 

@@ -96,7 +96,7 @@ def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connecti
 
 
 def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> None:
-    rls = dict(db.execute("select relname, relrowsecurity from pg_class"
+    rls: dict[str, bool] = dict(db.execute("select relname, relrowsecurity from pg_class"
                           " where relnamespace = 'public'::regnamespace and relname = any(%s)",
                           [TABLES]).fetchall())
     assert rls == dict.fromkeys(TABLES, True)
@@ -187,12 +187,11 @@ def test_authenticated_assigns_itself(db: psycopg.Connection) -> None:
 def test_authenticated_writes_nothing_for_someone_else(db: psycopg.Connection) -> None:
     create_experiment(db, "exp", AB)
     me, someone = uuids(2, seed=61)
-    with acting_as(db, "authenticated", str(me)):
-        with raises_sqlstate(db, "42501"):
-            db.execute("select rec_assign_variants(%s)", [someone])
-    with acting_as(db, "authenticated"):  # a token without sub is nobody
-        with raises_sqlstate(db, "42501"):
-            db.execute("select rec_assign_variant('exp', %s)", [me])
+    with acting_as(db, "authenticated", str(me)), raises_sqlstate(db, "42501"):
+        db.execute("select rec_assign_variants(%s)", [someone])
+    # a token without sub is nobody
+    with acting_as(db, "authenticated"), raises_sqlstate(db, "42501"):
+        db.execute("select rec_assign_variant('exp', %s)", [me])
     assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0
 
 
@@ -255,7 +254,8 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     user = uuid.uuid4()
     v = json.dumps(AB)
     calls: list[tuple[str, list[Any]]] = [
-        ("select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')", [v, ADMIN]),
+        ("select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')",
+         [v, ADMIN]),
         ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
         ("select rec_activate_experiment('svc', %s)", [ADMIN]),
         ("select rec_assign_variant('svc', %s)", [user]),
