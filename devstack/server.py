@@ -1,0 +1,233 @@
+"""`recsys-exp dev`: the local stack on one port, laid out like a Supabase
+project's API URL:
+
+    /rest/v1/rpc/<fn>       the PostgREST-compatible RPC endpoint (devstack.rest)
+    /functions/v1/<name>    the admin functions (functions.app), whose own
+                            supabase client calls back into /rest/v1 here
+    /                       an index of these URLs;  /health  database check
+
+`build_app()` is that whole ASGI app for a database URL, keys and public
+base URL (tests serve it in-process or with uvicorn); `run()` is the command:
+Postgres (embedded in <data-dir>/postgres, or --database-url), migrations
+and seed, one uvicorn server, and on Ctrl-C / SIGTERM the server stops
+first and then Postgres, cleanly, so a restart finds every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import signal
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+from supabase import AsyncClient
+
+from devstack import keys as local_keys
+from devstack import migrate, postgres
+from devstack.cli import open_server
+from devstack.rest import RestApi
+from devstack.rest_errors import json_response
+from functions.app import create_app as create_functions_app
+from functions.registry import FUNCTIONS
+from shared.client import create_client
+from shared.config import Settings
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def build_app(database_url: str, keys: local_keys.LocalKeys, public_url: str, *,
+              loopback: bool = False, pool_size: int = 10,
+              acquire_timeout: float = 5.0) -> Starlette:
+    """The local stack as one ASGI app.
+
+    `public_url` is where clients reach this app (http://host:port); the
+    functions' supabase client is pointed there with the secret key. With
+    `loopback=True` that client instead calls this same app in-process
+    (httpx.ASGITransport), for tests that need no socket. The RestApi is
+    at `app.state.rest`.
+    """
+    public_url = public_url.rstrip("/")
+    rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
+    app: Starlette | None = None
+
+    def this_app() -> ASGIApp:
+        assert app is not None  # only called once the app serves requests
+        return app
+
+    functions = _functions_app(keys, public_url, this_app if loopback else None)
+
+    async def index(request: Request) -> Response:
+        return json_response(_index(public_url))
+
+    async def health(request: Request) -> Response:
+        up = await rest.ping()
+        return json_response({"status": "ok" if up else "database unavailable"}, 200 if up else 503)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return json_response({"message": f"No route for {request.url.path}",
+                              "hint": f"See {public_url}/ for what this server serves."}, 404)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Mounted apps' lifespans do not run by themselves: run both here.
+        async with rest.running(), functions.router.lifespan_context(functions):
+            yield
+
+    app = Starlette(
+        routes=[Route("/", index), Route("/health", health),
+                Route("/rest/v1/{path:path}", rest.app),
+                Route("/functions/v1/{path:path}", functions)],
+        exception_handlers={404: not_found}, lifespan=lifespan)
+    app.state.rest = rest
+    return app
+
+
+def _functions_app(keys: local_keys.LocalKeys, public_url: str,
+                   loopback: Callable[[], ASGIApp] | None) -> Starlette:
+    settings = Settings(supabase_url=public_url, secret_keys=(keys.secret,),
+                        service_role_key=keys.service_role_jwt,
+                        publishable_keys=(keys.publishable,), anon_key=keys.anon_jwt)
+    if loopback is None:
+        return create_functions_app(settings)
+
+    async def in_process_client(s: Settings) -> AsyncClient:
+        return await create_client(s, transport=httpx.ASGITransport(app=loopback()))
+
+    return create_functions_app(settings, in_process_client)
+
+
+def _index(base: str) -> dict[str, Any]:
+    return {
+        "service": "recsys-exp local stack (local development only)",
+        "api_url": base,
+        "rpc": f"{base}/rest/v1/rpc/<function>",
+        "functions": {name: f"{base}/functions/v1/{name}" for name in FUNCTIONS},
+        "functions_openapi": f"{base}/functions/v1/openapi.json",
+        "health": f"{base}/health",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """`recsys-exp dev`; returns the exit status."""
+    try:
+        keys = local_keys.from_env()
+        sock = listen(args.host, args.port)
+    except (local_keys.InvalidKeys, OSError) as exc:
+        print(f"recsys-exp: {exc}", file=sys.stderr)
+        return 1
+    with sock, _signals_unwind():
+        server = open_server(args)
+        try:
+            public_url = base_url(args.host, sock.getsockname()[1])
+            applied = migrate.migrate(server.url, seed=True)
+            print(banner(public_url, server, keys, applied, args), flush=True)
+            started = serve(build_app(server.url, keys, public_url), sock)
+        finally:
+            _stop_database(server)
+    print("recsys-exp dev: stopped", flush=True)
+    return 0 if started else 1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before starting anything, so a busy port fails fast and clearly."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(f"port {port} on {host} is already in use; "
+                            "pass --port to pick another") from None
+        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                      "check --host and --port") from None
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL clients use: a wildcard bind is reached through loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def banner(url: str, server: postgres.Server, keys: local_keys.LocalKeys,
+           applied: list[str], args: argparse.Namespace) -> str:
+    migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
+    stop = "the server"
+    if server.embedded is not None:
+        stop += f", then Postgres (its data stays in {args.data_dir / 'postgres'})"
+    return "\n".join([
+        f"recsys-exp dev: local stack on {url} ({migrations})",
+        "",
+        f"  API URL           {url}",
+        f"  RPC               {url}/rest/v1/rpc/<function>",
+        f"  Functions         {url}/functions/v1/<name>",
+        f"  Database          {postgres.redact(server.url)}",
+        "",
+        "  Keys: LOCAL DEVELOPMENT ONLY (public defaults unless RECSYS_* are set)",
+        f"  Publishable key   {keys.publishable}",
+        f"  Secret key        {keys.secret}",
+        f"  JWT secret        {keys.jwt_secret}",
+        f"  anon key          {keys.anon_jwt}",
+        f"  service_role key  {keys.service_role_jwt}",
+        "",
+        f"Ctrl-C stops {stop}.",
+    ])
+
+
+def serve(app: ASGIApp, sock: socket.socket) -> bool:
+    """Run uvicorn on the bound socket until a stop signal; False if it
+    never started (e.g. the app's startup failed)."""
+    host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on",
+                                           log_level="info"))
+    # uvicorn shuts down gracefully on Ctrl-C / SIGTERM, then hands the signal back.
+    with suppress(KeyboardInterrupt):
+        asyncio.run(server.serve(sockets=[sock]))
+    return bool(server.started)
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C: it unwinds, so `finally` stops Postgres
+    whatever phase we are in (uvicorn handles both itself while serving)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_database(server: postgres.Server) -> None:
+    """Stop an embedded Postgres (pg_ctl stop); a second Ctrl-C must not cut it short."""
+    if threading.current_thread() is not threading.main_thread():
+        server.stop()
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
