@@ -332,3 +332,25 @@ def test_rotate_due_salts_without_reassign_keeps_rows(db: psycopg.Connection) ->
     before = assignments(db, "due-never-rotated")
     db.execute("select rec_rotate_due_salts()")
     assert assignments(db, "due-never-rotated") == before
+
+
+def test_draft_variant_change_leaves_no_override_on_a_removed_variant(db: psycopg.Connection) -> None:
+    """A QA override pinned in draft must not outlive its variant: either the
+    edit is refused, or the override goes with it. Never serve a variant the
+    experiment does not have."""
+    create_experiment(db, "exp", AB, active=False)
+    qa = uuids(1, seed=34)[0]
+    db.execute("select rec_set_user_variant('exp', %s, 'treatment', %s)", [qa, ADMIN])
+    before = snapshot(db)
+    new = '[{"name": "control", "weight": 1}, {"name": "other", "weight": 1}]'
+    try:
+        with db.transaction():
+            db.execute("select rec_update_experiment('exp', %s, variants => %s::jsonb)", [ADMIN, new])
+    except psycopg.Error as exc:
+        assert exc.sqlstate in ("22023", "55000"), exc
+        assert snapshot(db) == before
+        return
+    declared = {v["name"] for v in experiment(db, "exp")["variants"]}
+    assert {v for v, _, _ in assignments(db, "exp").values()} <= declared
+    db.execute("select rec_activate_experiment('exp', %s)", [ADMIN])
+    assert scalar(db, "select rec_assign_variant('exp', %s)", [qa]) in declared
