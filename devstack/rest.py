@@ -45,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -183,7 +183,7 @@ class RestApi:
             return "{}", frozenset()  # supabase clients send {} but an empty body means the same
         try:
             value = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nesting too deep for Python is invalid too
             raise RestError(400, "PGRST102", f"Invalid JSON body: {exc}") from None
         return text, frozenset(value) if isinstance(value, dict) else None
 
@@ -192,10 +192,13 @@ class RestApi:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large()
         data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > self.max_body_bytes:
-                raise self._too_large()
+        try:
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > self.max_body_bytes:
+                    raise self._too_large()
+        except ClientDisconnect:
+            raise RestError(400, "PGRST102", "The request body was cut short") from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

@@ -179,10 +179,10 @@ class Catalog:
                             hint="Try renaming the parameters or the function itself in the "
                                  "database so function overloading can be resolved")
         if not candidates:
-            if keys is None:
+            if keys is None and overloads:
                 raise RestError(400, "PGRST102", "The request body must be a JSON object whose "
                                 "keys are the function's argument names")
-            raise self._not_found(name, keys, post)
+            raise self._not_found(name, keys or frozenset(), post)
         routine = candidates[0]
         order = [p.name for p in routine.params if keys and p.name in keys]
         return Call(routine, tuple(order), whole_body)

@@ -59,8 +59,8 @@ class Dev:
     def rpc(self, fn: str, body: dict[str, object]) -> httpx.Response:
         return httpx.post(f"{self.url}/rest/v1/rpc/{fn}", json=body, headers=HEADERS, timeout=10)
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
 
 
@@ -109,4 +109,16 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
         keys = {row["key"] for row in second.rpc("rec_list_experiments", {}).json()}
         assert keys == {"kept-across-restarts", "swipe-blend"}  # ours, and the seed's, once
     finally:
-        assert second.stop() == 0
+        assert second.stop(signal.SIGINT) == 0  # Ctrl-C stops it just as cleanly
+    assert not (data / "postgres" / "postmaster.pid").exists()
+
+
+def test_dev_explains_a_broken_data_dir_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "notes.txt").write_text("not a database")
+    run = subprocess.run([sys.executable, "-m", "devstack.cli", "dev", "--port", "0",
+                          "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=dev_env(), timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"recsys-exp: {tmp_path / 'postgres'} is not empty and is not a "
+                                  "Postgres data directory; choose another --data-dir or empty it")

@@ -173,10 +173,19 @@ async def test_body_that_is_not_an_object_is_pgrst102(
     assert r.status_code == 400 and error(r)["code"] == "PGRST102"
 
 
-async def test_malformed_json_is_pgrst102(client: httpx.AsyncClient, stack: Stack) -> None:
-    r = await client.post("/rest/v1/rpc/rec_list_experiments", content=b"{not json",
+@pytest.mark.parametrize("body", [b"{not json", b"[" * 100_000 + b"]" * 100_000],
+                         ids=["malformed", "too-deep"])
+async def test_invalid_json_is_pgrst102(client: httpx.AsyncClient, stack: Stack,
+                                        body: bytes) -> None:
+    r = await client.post("/rest/v1/rpc/rec_list_experiments", content=body,
                           headers=key_headers(stack.keys.secret))
     assert r.status_code == 400 and error(r)["code"] == "PGRST102"
+
+
+async def test_non_object_body_to_an_unknown_function_is_pgrst202(
+        client: httpx.AsyncClient, stack: Stack) -> None:
+    r = await rpc(client, stack, "rec_no_such_function", [1])
+    assert r.status_code == 404 and error(r)["code"] == "PGRST202"
 
 
 async def test_casts_are_postgres_own(client: httpx.AsyncClient, stack: Stack) -> None:
