@@ -13,6 +13,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, acreate_client
 
+from devstack import rest
 from devstack.keys import LocalKeys
 from devstack.server import build_app
 from tests.stack.conftest import ADMIN, Stack, error, key_headers
@@ -111,3 +112,13 @@ async def test_unreachable_database_is_503(stack: Stack) -> None:
     assert r.status_code == 503 and error(r)["code"] == "PGRST000"
     assert "Traceback" not in r.text
     assert health.status_code == 503
+
+
+async def test_login_falls_back_to_the_url_user_only_when_needed(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    _, role = await rest.login_conninfo(stack.db_url)
+    assert role == stack.rest.login_role  # authenticator wherever it can log in
+    monkeypatch.setattr(rest, "AUTHENTICATOR", "rec_no_such_login_role")
+    conninfo, role = await rest.login_conninfo(stack.db_url)
+    assert conninfo == stack.db_url and role != "rec_no_such_login_role"
+    assert "authenticator cannot log in" in caplog.text

@@ -307,3 +307,10 @@ async def test_logs_in_as_authenticator_not_a_superuser(
 async def test_head_runs_the_call_without_a_body(client: httpx.AsyncClient, stack: Stack) -> None:
     r = await client.head("/rest/v1/rpc/rec_list_experiments", headers=key_headers(stack.keys.secret))
     assert r.status_code == 200 and r.content == b""
+
+
+async def test_browser_preflight_is_answered(client: httpx.AsyncClient, stack: Stack) -> None:
+    r = await client.options("/rest/v1/rpc/rec_assign_variant", headers={
+        "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "apikey, authorization, content-type"})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
