@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=54321)
     d.set_defaults(run=run_dev)
 
-    demo = sub.add_parser("demo", help="play recommender traffic with a known effect through the stack")
+    demo = sub.add_parser("demo", help="play recommender traffic with a known effect and print the result")
     add_database_args(demo)
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--days", type=int, default=7)

@@ -49,8 +49,11 @@ begin
     if jsonb_typeof(v->'weight') is distinct from 'number' then
       return format('variant %s needs a numeric "weight"', v->'name');
     end if;
-    if (v->>'weight')::numeric not between 0 and 1000000 then
-      return format('variant %s has weight %s; weights must be between 0 and 1000000',
+    -- Bounded so the rule's double arithmetic is exact enough and never
+    -- overflows or underflows.
+    if (v->>'weight')::numeric not between 0 and 1000000
+       or ((v->>'weight')::numeric > 0 and (v->>'weight')::numeric < 0.000001) then
+      return format('variant %s has weight %s; weights must be 0 or between 0.000001 and 1000000',
                     v->'name', v->'weight');
     end if;
     total := total + (v->>'weight')::double precision;

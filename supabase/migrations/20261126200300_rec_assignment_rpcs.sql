@@ -58,12 +58,12 @@ begin
   if missing = 0 then
     return result;
   end if;
-  -- In id order, so concurrent callers take row locks in the same order.
+  -- Every experiment missing from the map, even if a concurrent call has
+  -- stored its row since (sticky_variant then reads that row). In id order,
+  -- so concurrent callers take row locks in the same order.
   for e in
     select x.* from public.rec_experiments x
-     where x.status = 'active'
-       and not exists (select 1 from public.rec_user_experiment_assignments a
-                        where a.experiment_id = x.id and a.user_id = rec_assign_variants.user_id)
+     where x.status = 'active' and not result ? x.key
      order by x.id
   loop
     result := result || jsonb_build_object(e.key, rec_internal.sticky_variant(e, rec_assign_variants.user_id));

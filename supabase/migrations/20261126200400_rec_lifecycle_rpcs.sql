@@ -80,6 +80,7 @@ declare
   old public.rec_experiments;
   e public.rec_experiments;
   changed jsonb;
+  removed jsonb;
 begin
   perform rec_internal.require_admin_id(admin_id);
   old := rec_internal.experiment(experiment_key, for_update => true);
@@ -100,13 +101,22 @@ begin
                                        else rec_internal.rotation_interval(rec_update_experiment.salt_rotation_interval) end
    where x.id = old.id
   returning * into e;
+  -- A draft has only QA overrides; those pinned to a variant that no longer
+  -- exists go (and are listed in the audit row), so none can serve it.
+  with gone as (
+    delete from public.rec_user_experiment_assignments a
+     where a.experiment_id = e.id
+       and not exists (select 1 from jsonb_array_elements(e.variants) v where v->>'name' = a.variant)
+    returning a.user_id, a.variant, a.assigned_by)
+  select jsonb_agg(to_jsonb(gone)) into removed from gone;
   -- Only the fields that changed, before and after.
   select jsonb_object_agg(n.key, jsonb_build_object('before', o.value, 'after', n.value))
     into changed
     from jsonb_each(to_jsonb(e)) n join jsonb_each(to_jsonb(old)) o using (key)
    where n.value is distinct from o.value and n.key <> 'updated_at';
   perform rec_internal.audit(e.id, 'update_experiment', admin_id,
-                             jsonb_build_object('experiment_key', e.key, 'changes', coalesce(changed, '{}')));
+    jsonb_build_object('experiment_key', e.key, 'changes', coalesce(changed, '{}'))
+    || case when removed is null then '{}' else jsonb_build_object('removed_overrides', removed) end);
   return e;
 end
 $$;
