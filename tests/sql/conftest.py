@@ -35,8 +35,10 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection acting as the migration owner (Supabase's
     `postgres`), on empty tables."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("truncate {} , auth.users restart identity cascade").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        # DELETE, children first: on these small tables it is several times
+        # faster than TRUNCATE, which matters at hundreds of tests.
+        for table in (*TABLES, "auth.users"):
+            conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*table.split("."))))
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
         yield conn
 

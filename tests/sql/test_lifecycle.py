@@ -352,5 +352,9 @@ def test_draft_variant_change_leaves_no_override_on_a_removed_variant(db: psycop
         return
     declared = {v["name"] for v in experiment(db, "exp")["variants"]}
     assert {v for v, _, _ in assignments(db, "exp").values()} <= declared
+    if qa not in assignments(db, "exp"):  # the override went: the audit row says so
+        entry = db.execute("select action, details from rec_audit_log order by id desc limit 1").fetchone()
+        assert entry is not None and entry[0] == "update_experiment"
+        assert str(qa) in json.dumps(entry[1])
     db.execute("select rec_activate_experiment('exp', %s)", [ADMIN])
     assert scalar(db, "select rec_assign_variant('exp', %s)", [qa]) in declared
