@@ -71,7 +71,7 @@ def test_concurrent_assign_variants_agree(db: psycopg.Connection, db_url: str) -
     create_experiment(db, "one", AB, salt="s1")
     create_experiment(db, "two", ABC, salt="s2")
     create_experiment(db, "three", AB, salt="s3")
-    users = uuids(100, seed=71)
+    users = uuids(300, seed=71)
 
     def worker(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, Any]]:
         def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
@@ -88,13 +88,13 @@ def test_concurrent_assign_variants_agree(db: psycopg.Connection, db_url: str) -
                     "three": assign("s3", u, AB)} for u in users}
     for got in results:
         assert got == expected
-    assert db.execute("select count(*) from rec_user_experiment_assignments").fetchone() == (300,)
+    assert db.execute("select count(*) from rec_user_experiment_assignments").fetchone() == (3 * len(users),)
 
 
 def test_single_and_map_calls_race_and_agree(db: psycopg.Connection, db_url: str) -> None:
     create_experiment(db, "one", AB, salt="s1")
     create_experiment(db, "two", ABC, salt="s2")
-    users = uuids(100, seed=72)
+    users = uuids(300, seed=72)
 
     def single(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, Any]]:
         def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
@@ -123,7 +123,7 @@ def test_single_and_map_calls_race_and_agree(db: psycopg.Connection, db_url: str
     expected = {u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC)} for u in users}
     for got in results:
         assert got == expected
-    assert db.execute("select count(*) from rec_user_experiment_assignments").fetchone() == (200,)
+    assert db.execute("select count(*) from rec_user_experiment_assignments").fetchone() == (2 * len(users),)
 
 
 def test_override_racing_auto_assignment_ends_manual(db: psycopg.Connection, db_url: str) -> None:
