@@ -1,7 +1,9 @@
 -- Helpers the RPCs share: experiment lookup with a clear P0002, the audit
 -- writer, and the insert-or-read of a sticky automatic assignment.
 
--- The experiment row, locked when the caller is about to change it.
+-- The experiment row, locked when the caller is about to change it. NO KEY
+-- UPDATE serialises admin actions without blocking first-time assignments
+-- (their foreign-key check takes KEY SHARE on this row).
 create function rec_internal.experiment(experiment_key text, for_update boolean default false)
 returns public.rec_experiments
 language plpgsql volatile
@@ -11,7 +13,7 @@ declare
   e public.rec_experiments;
 begin
   if for_update then
-    select * into e from public.rec_experiments x where x.key = experiment.experiment_key for update;
+    select * into e from public.rec_experiments x where x.key = experiment.experiment_key for no key update;
   else
     select * into e from public.rec_experiments x where x.key = experiment.experiment_key;
   end if;

@@ -218,7 +218,8 @@ comment on function public.rec_rotate_salt(text, uuid, boolean) is
   'Rotate one experiment''s salt now (reassign => true re-buckets automatic assignments).';
 
 -- For the scheduler. SKIP LOCKED: two overlapping runs never rotate one
--- experiment twice, and never wait on an admin editing it.
+-- experiment twice, and never wait on an admin editing it (it is rotated
+-- on the next run).
 create function public.rec_rotate_due_salts(reassign boolean default false, admin_id uuid default null)
 returns setof text
 language plpgsql security definer
@@ -233,7 +234,7 @@ begin
        and x.salt_rotation_interval is not null
        and coalesce(x.salt_rotated_at, x.created_at) + x.salt_rotation_interval <= now()
      order by x.key
-     for update skip locked
+     for no key update skip locked
   loop
     perform rec_internal.rotate(e, admin_id, reassign, true);
     return next e.key;

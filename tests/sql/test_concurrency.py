@@ -169,3 +169,25 @@ def test_overlapping_scheduler_runs_rotate_each_experiment_once(db: psycopg.Conn
     rotated = [k for r in results for k in r]
     assert sorted(rotated) == keys
     assert db.execute("select count(*) from rec_audit_log where action = 'rotate_salt'").fetchone() == (6,)
+
+
+def test_admin_action_in_flight_does_not_block_first_assignments(db: psycopg.Connection,
+                                                                  db_url: str) -> None:
+    """An admin transaction holding the experiment row (edit, rotation) must
+    not stall the recommender's first-time assignments of that experiment."""
+    create_experiment(db, "busy", AB, salt="s")
+    user = uuids(1, seed=90)[0]
+    admin = connect_as_owner(db_url)
+    recommender = connect_as_owner(db_url)
+    try:
+        with admin.transaction():
+            admin.execute("select rec_update_experiment('busy', %s, name => 'renamed')", [ADMIN])
+            admin.execute("select rec_rotate_salt('busy', %s)", [ADMIN])
+            # Blocking would surface as 55P03 after lock_timeout, not as a hang.
+            recommender.execute("set lock_timeout = '3s'")
+            row = recommender.execute("select rec_assign_variant('busy', %s)", [user]).fetchone()
+            assert row == (assign("s", user, AB),)  # the committed salt, not the in-flight one
+    finally:
+        admin.close()
+        recommender.close()
+    assert assignments(db, "busy")[user][1] == "auto"
