@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="impressions for the metrics benchmark (default %(default)s)")
     p.add_argument("--query-rounds", type=int, default=defaults.query_rounds,
                    help="metrics: timed runs per side (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=defaults.warmup,
+                   help="metrics: untimed runs per side first (default %(default)s: past the "
+                        "5 custom plans of a prepared statement)")
     p.add_argument("--apply", type=Path, action="append", default=[], metavar="SQL_FILE",
                    help="run this SQL as the migration owner after the migrations (to measure "
                         "a proposed change); may be repeated")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     which = (list(BENCHMARKS) if not args.which or "all" in args.which
              else list(dict.fromkeys(args.which)))
     cfg = Config(seconds=args.seconds, rounds=args.rounds, clients=args.clients,
-                 users=args.users, impressions=args.impressions, query_rounds=args.query_rounds)
+                 users=args.users, impressions=args.impressions, query_rounds=args.query_rounds,
+                 warmup=args.warmup)
     started = time.perf_counter()
     results: list[Result] = []
     try:

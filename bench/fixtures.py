@@ -86,7 +86,8 @@ def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users
           from public.rec_impressions i
          cross join generate_series(1, case when hashtext(i.id::text) & 7 = 0 then 2 else 1 end) k
          where (hashtext(i.id::text) & 2147483647) % 10 = 0""")
-    conn.execute("vacuum (analyze) public.rec_impressions, public.rec_outcomes")
+    # The whole database: also whatever a proposal (--apply) derives from them.
+    conn.execute("vacuum (analyze)")
     row = conn.execute("select count(*) from public.rec_outcomes").fetchone()
     progress(f"   loaded {impressions:,} impressions in {loaded - start:.1f} s, "
              f"{row[0] if row else 0:,} outcomes + vacuum analyze in "
