@@ -69,22 +69,3 @@ begin
   return v;
 end
 $$;
-
--- Recommender-facing RPCs may be called by a signed-in user, but only for
--- themselves. `role` is the role PostgREST switched to (SET LOCAL ROLE);
--- it is 'none' for direct sessions such as the migration owner's.
-create function rec_internal.check_unit_access(user_id uuid) returns void
-language plpgsql volatile
-set search_path = ''
-as $$
-begin
-  if user_id is null then
-    raise exception 'user_id is required' using errcode = '22023';
-  end if;
-  if current_setting('role') in ('anon', 'authenticated')
-     and auth.uid() is distinct from check_unit_access.user_id then
-    raise exception 'a signed-in user may only be assigned as themselves'
-      using errcode = '42501';
-  end if;
-end
-$$;

@@ -12,7 +12,17 @@ declare
   stored text;
   stored_mode text;
 begin
-  perform rec_internal.check_unit_access(rec_assign_variant.user_id);
+  -- Inline, not a helper call: this is the hot path (see bench/).
+  if rec_assign_variant.user_id is null then
+    raise exception 'user_id is required' using errcode = '22023';
+  end if;
+  -- A signed-in user may be assigned only as themselves. `role` is what
+  -- PostgREST switched to (SET LOCAL ROLE); 'none' in direct sessions.
+  if current_setting('role') in ('anon', 'authenticated')
+     and auth.uid() is distinct from rec_assign_variant.user_id then
+    raise exception 'a signed-in user may only be assigned as themselves'
+      using errcode = '42501';
+  end if;
   select x.id, x.status, a.variant, a.assignment_mode into e_id, e_status, stored, stored_mode
     from public.rec_experiments x
     left join public.rec_user_experiment_assignments a
@@ -47,7 +57,17 @@ declare
   missing bigint;
   e public.rec_experiments;
 begin
-  perform rec_internal.check_unit_access(rec_assign_variants.user_id);
+  -- Inline, not a helper call: this is the hot path (see bench/).
+  if rec_assign_variants.user_id is null then
+    raise exception 'user_id is required' using errcode = '22023';
+  end if;
+  -- A signed-in user may be assigned only as themselves. `role` is what
+  -- PostgREST switched to (SET LOCAL ROLE); 'none' in direct sessions.
+  if current_setting('role') in ('anon', 'authenticated')
+     and auth.uid() is distinct from rec_assign_variants.user_id then
+    raise exception 'a signed-in user may only be assigned as themselves'
+      using errcode = '42501';
+  end if;
   select coalesce(jsonb_object_agg(x.key, a.variant) filter (where a.variant is not null), '{}'),
          count(*) filter (where a.variant is null)
     into result, missing

@@ -39,12 +39,17 @@ comment on view public.rec_variant_daily_outcomes_v1 is
   'Outcomes per experiment variant, UTC day of the impression, and outcome type.';
 
 -- For charts: one experiment's rows. The day filter reaches the
--- rec_impressions_day_idx expression index through the view.
+-- rec_impressions_day_idx expression index through the view. A custom plan
+-- every call: the cached generic plan cannot see the day range and was 2x
+-- slower (bench/); and enough memory that the per-variant sort of a week of
+-- impressions stays off disk.
 create function public.rec_experiment_daily_metrics(experiment_key text, from_day date default null,
                                                     to_day date default null)
 returns setof public.rec_variant_daily_metrics_v1
 language plpgsql stable security definer
 set search_path = ''
+set plan_cache_mode = force_custom_plan
+set work_mem = '64MB'
 as $$
 begin
   perform rec_internal.experiment(experiment_key);
