@@ -14,7 +14,8 @@ create table public.rec_experiments (
     constraint rec_experiments_salt_check check (length(salt) between 1 and 256),
   -- null = never rotate; the scheduler rotates once this has elapsed.
   salt_rotation_interval interval
-    constraint rec_experiments_rotation_check check (salt_rotation_interval > interval '0'),
+    constraint rec_experiments_rotation_check
+      check (salt_rotation_interval > interval '0' and salt_rotation_interval <= interval '100 years'),
   salt_rotated_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),

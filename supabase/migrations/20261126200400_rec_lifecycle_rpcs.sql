@@ -16,14 +16,17 @@ begin
 end
 $$;
 
--- '0' means "never rotate" (stored as null); negative intervals are refused.
+-- '0' means "never rotate" (stored as null). Negative, infinite and absurd
+-- intervals are refused: past 100 years `rotated_at + interval` can overflow
+-- and would break the scheduler's query for every experiment.
 create function rec_internal.rotation_interval(salt_rotation_interval interval) returns interval
 language plpgsql immutable
 set search_path = ''
 as $$
 begin
-  if salt_rotation_interval < interval '0' then
-    raise exception 'salt_rotation_interval must be positive (or ''0'' for never), got %',
+  if salt_rotation_interval < interval '0' or not isfinite(salt_rotation_interval)
+     or salt_rotation_interval > interval '100 years' then
+    raise exception 'salt_rotation_interval must be between 0 (never) and 100 years, got %',
       salt_rotation_interval using errcode = '22023';
   end if;
   return nullif(salt_rotation_interval, interval '0');

@@ -111,7 +111,7 @@ comment on function public.rec_search_users(text, int) is
   'Find users by exact id (accounts and assignment-only ids) or e-mail prefix.';
 
 create function public.rec_user_assignments(user_id uuid)
-returns table (experiment_id uuid, experiment_key text, experiment_name text, status text,
+returns table (experiment_id uuid, key text, name text, status text,
                variant text, assignment_mode text, assigned_by uuid, assigned_at timestamptz,
                rule_variant text)
 language sql stable security definer

@@ -18,14 +18,14 @@ revoke all on public.rec_experiments, public.rec_user_experiment_assignments,
               public.rec_impressions, public.rec_outcomes, public.rec_audit_log,
               public.rec_variant_daily_metrics_v1, public.rec_variant_daily_outcomes_v1
   from public, anon, authenticated;
-grant select, insert, update, delete
+-- `all`, as Supabase grants service_role on new objects.
+grant all
   on public.rec_experiments, public.rec_user_experiment_assignments,
-     public.rec_impressions, public.rec_outcomes, public.rec_audit_log
-  to service_role;
-grant select on public.rec_variant_daily_metrics_v1, public.rec_variant_daily_outcomes_v1
+     public.rec_impressions, public.rec_outcomes, public.rec_audit_log,
+     public.rec_variant_daily_metrics_v1, public.rec_variant_daily_outcomes_v1
   to service_role;
 revoke all on sequence public.rec_audit_log_id_seq from public, anon, authenticated;
-grant usage, select on sequence public.rec_audit_log_id_seq to service_role;
+grant all on sequence public.rec_audit_log_id_seq to service_role;
 
 -- Internal helpers: only what service_role's direct table writes evaluate
 -- (the variants check and the salt default).

@@ -105,7 +105,7 @@ async def test_user_assigns_only_themselves(e2e_stack: Stack, keys: dict[str, st
         assert one == mine[keys["active"]]  # sticky, and the same through either RPC
         # the service role sees exactly what the user was given
         stored = await rpc(service, "rec_user_assignments", {"user_id": me})
-        assert {r["experiment_key"]: r["variant"] for r in stored} == mine
+        assert {r["key"]: r["variant"] for r in stored} == mine
         assert {r["assignment_mode"] for r in stored} == {"auto"}
 
         before = state(e2e_stack)

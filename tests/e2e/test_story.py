@@ -260,13 +260,13 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
     assert (await call(http, "admin-search-users", {"query": pinned}))[0]["email"] == \
         f"e2e-{tag}-ann@example.com"
 
-    rows = {r["experiment_key"]: r for r in await call(http, "admin-user-assignments", {"user_id": pinned})}
+    rows = {r["key"]: r for r in await call(http, "admin-user-assignments", {"user_id": pinned})}
     assert set(rows) == active_keys
     assert {k: rows[key][k] for k in ("status", "variant", "assignment_mode", "assigned_by")} == {
         "status": "ended", "variant": "ranker_v2", "assignment_mode": "manual", "assigned_by": ADMIN}
     assert rows[key]["rule_variant"] == assign(scheduled_salt, pinned, VARIANTS)
     auto_user = next(u for u in users if u != pinned)
     auto_row = next(r for r in await call(http, "admin-user-assignments", {"user_id": auto_user})
-                    if r["experiment_key"] == key)
+                    if r["key"] == key)
     assert auto_row["assignment_mode"] == "auto" and auto_row["assigned_by"] is None
     assert auto_row["variant"] == current[auto_user]

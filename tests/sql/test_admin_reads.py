@@ -222,7 +222,7 @@ def test_user_assignments_with_rule_variant(db: psycopg.Connection) -> None:
     db.execute("select rec_set_user_variant('two', %s, 'c', %s)", [user, ADMIN])
     db.execute("update rec_experiments set salt = 's3-new' where key = 'three'")
     db.execute("select rec_end_experiment('one', %s)", [ADMIN])
-    rows = {r["experiment_key"]: r for r in dict_rows(db, "select * from rec_user_assignments(%s)", [user])}
+    rows = {r["key"]: r for r in dict_rows(db, "select * from rec_user_assignments(%s)", [user])}
     assert set(rows) == {"one", "two", "three"}
     assert rows["one"]["status"] == "ended" and rows["one"]["assignment_mode"] == "auto"
     assert rows["one"]["variant"] == assign("s1", user, AB) and rows["one"]["assigned_by"] is None
@@ -238,7 +238,7 @@ def test_user_assignments_with_rule_variant(db: psycopg.Connection) -> None:
     for u in users:
         db.execute("select rec_assign_variant('three', %s)", [u])
     got = db.execute("select u, (select rule_variant from rec_user_assignments(u) r"
-                     "            where r.experiment_key = 'three') from unnest(%s::uuid[]) u",
+                     "            where r.key = 'three') from unnest(%s::uuid[]) u",
                      [users]).fetchall()
     assert dict(got) == {u: assign("s3-new", u, AB) for u in users}
 

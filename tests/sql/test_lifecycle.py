@@ -154,6 +154,23 @@ def test_update_refuses_bad_variants(db: psycopg.Connection, case: str) -> None:
     assert snapshot(db) == before
 
 
+@pytest.mark.parametrize("interval", ["100 years 1 day", "300000 years", "178000000 years"])
+def test_rotation_interval_is_bounded(db: psycopg.Connection, interval: str) -> None:
+    """Past 100 years `rotated_at + interval` may overflow and break the
+    scheduler for every experiment: refused on create, update and direct write."""
+    create(db, "exp", salt_rotation_interval="1 day")
+    before = snapshot(db)
+    with raises_sqlstate(db, "22023"):
+        create(db, "huge", salt_rotation_interval=interval)
+    with raises_sqlstate(db, "22023"):
+        db.execute("select rec_update_experiment('exp', %s, salt_rotation_interval => %s::interval)",
+                   [ADMIN, interval])
+    with raises_sqlstate(db, "23514"):
+        db.execute("update rec_experiments set salt_rotation_interval = %s::interval", [interval])
+    assert snapshot(db) == before
+    assert db.execute("select count(*) from rec_rotate_due_salts()").fetchone() == (0,)
+
+
 def test_update_rotation_interval(db: psycopg.Connection) -> None:
     create(db, "exp", salt_rotation_interval="1 day")
     upd = "select to_jsonb(rec_update_experiment('exp', %s, salt_rotation_interval => %s::interval))"
@@ -287,6 +304,8 @@ def due_fixture(conn: psycopg.Connection) -> set[str]:
     backdate(conn, "young", created="23 hours")
     create_experiment(conn, "never", AB)
     backdate(conn, "never", created="400 days")
+    # the longest interval allowed must not overflow the due arithmetic
+    create_experiment(conn, "century", AB, interval="100 years")
     create_experiment(conn, "ended", AB, interval="1 hour")
     conn.execute("select rec_end_experiment('ended', %s)", [ADMIN])
     backdate(conn, "ended", created="30 days", rotated="10 days")
