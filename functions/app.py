@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from functions.openapi import openapi_document
 from functions.registry import FUNCTIONS, FunctionSpec
+from shared.auth import check_caller
 from shared.client import ClientFactory, Runtime
 from shared.config import ConfigError, Settings
 from shared.errors import ApiError, internal_error, misconfigured
@@ -41,10 +42,15 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         if request.method == "OPTIONS":
             return preflight_response()
         spec = FUNCTIONS.get(request.path_params["name"])
-        if spec is None:
-            return error_response(_UNKNOWN)
-        if request.method != "POST":
-            return method_not_allowed()
+        if spec is None or request.method != "POST":
+            # The caller check comes before anything else, even a 404/405.
+            try:
+                check_caller(request.headers, runtime.settings)
+            except ApiError as exc:
+                return error_response(exc)
+            except ConfigError:
+                return error_response(misconfigured())
+            return error_response(_UNKNOWN) if spec is None else method_not_allowed()
         return await _run(spec, request, runtime)
 
     async def openapi_endpoint(request: Request) -> Response:

@@ -30,7 +30,20 @@ def _no_nul(value: str) -> str:
 
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description="Experiment key.")]
 VariantName = Annotated[str, Field(pattern=VARIANT_PATTERN)]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _weight_in_range(value: int | float) -> int | float:
+    if not 0 <= value <= 1_000_000:  # also false for NaN
+        raise PydanticCustomError("weight_range", "Weight must be between 0 and 1000000")
+    return value
+
+
+# int or float, kept as sent (50 stays 50, not 50.0); bounded as the database bounds it.
+Weight = Annotated[
+    int | float,
+    AfterValidator(_weight_in_range),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1_000_000}),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Description = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
 Salt = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_no_nul)]

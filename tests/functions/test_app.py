@@ -82,6 +82,22 @@ async def test_wrong_method_is_405_json(method: str, client: httpx.AsyncClient) 
     assert_cors(response)
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/functions/v1/admin-list-experiments"),
+    ("DELETE", "/functions/v1/admin-end-experiment"),
+    ("POST", "/functions/v1/admin-nope"),
+])
+async def test_caller_check_comes_before_404_and_405(method: str, path: str,
+                                                     client: httpx.AsyncClient) -> None:
+    """Nothing about the functions is revealed to a caller without a service key."""
+    response = await client.request(method, path)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    response = await client.request(method, path, headers={"apikey": "sb_publishable_x"})
+    assert response.status_code == 403
+    assert_cors(response)
+
+
 async def test_unusual_method_is_405_json(client: httpx.AsyncClient) -> None:
     response = await client.request("PROPFIND", "/functions/v1/admin-list-experiments")
     assert response.status_code == 405

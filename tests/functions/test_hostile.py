@@ -178,7 +178,7 @@ async def test_validation_details_name_the_field(call: Caller, no_postgrest: res
     body = {**VALID["admin-create-experiment"], "variants": [{"name": "a", "weight": -1}]}
     details = (await call("admin-create-experiment", body)).json()["error"]["details"]
     assert details == [
-        {"loc": ["variants", 0, "weight"], "msg": "Input should be greater than or equal to 0"}
+        {"loc": ["variants", 0, "weight"], "msg": "Weight must be between 0 and 1000000"}
     ]
 
 

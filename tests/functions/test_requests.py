@@ -92,6 +92,17 @@ async def test_create_sends_every_optional_argument(call: Caller, postgrest: res
     assert_rpc_request(route.calls.last.request, "rec_create_experiment", expected)
 
 
+async def test_weights_are_forwarded_as_sent(call: Caller, postgrest: respx.MockRouter) -> None:
+    """50 stays 50 (not 50.0) and 0.5 stays 0.5: the stored variants read as the admin wrote them."""
+    route = postgrest.post(RPC + "rec_create_experiment").respond(200, json=EXPERIMENT)
+    variants = [{"name": "a", "weight": 50}, {"name": "b", "weight": 0.5}, {"name": "c", "weight": 0}]
+    body = {"key": "home-feed", "variants": variants, "admin_id": ADMIN_ID}
+    assert (await call("admin-create-experiment", body)).status_code == 200
+    sent = route.calls.last.request.content.decode()
+    assert '"weight":50}' in sent.replace(" ", "") and '"weight":0.5}' in sent.replace(" ", "")
+    assert '"weight":0}' in sent.replace(" ", "")
+
+
 async def test_update_sends_only_given_fields(call: Caller, postgrest: respx.MockRouter) -> None:
     route = postgrest.post(RPC + "rec_update_experiment").respond(200, json=EXPERIMENT)
     body = {
