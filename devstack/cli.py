@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(required=True, metavar="command")
 
     m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
-    add_database_args(m)
+    add_database_args(m, from_env=True)
     m.add_argument("--seed", action="store_true", help="run supabase/seed.sql on a fresh database")
     m.add_argument("--regime", choices=[r.value for r in Regime], default=Regime.NONE.value,
                    help="default privileges to emulate on plain Postgres (default: none, as Supabase today)")
@@ -51,9 +51,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_database_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                   help="Postgres to use (default: $DATABASE_URL, else the embedded one)")
+def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> None:
+    # Only `migrate` reads $DATABASE_URL: a stray one in a shell must not turn
+    # `dev`/`demo` (which install roles and write data) onto another database.
+    if from_env:
+        p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                       help="Postgres to use (default: $DATABASE_URL, else the embedded one)")
+    else:
+        p.add_argument("--database-url", help="Postgres to use instead of the embedded one")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="where the embedded Postgres keeps its data (default: .devdata)")
 
