@@ -43,13 +43,9 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
             return preflight_response()
         spec = FUNCTIONS.get(request.path_params["name"])
         if spec is None or request.method != "POST":
-            # The caller check comes before anything else, even a 404/405.
-            try:
-                check_caller(request.headers, runtime.settings)
-            except ApiError as exc:
-                return error_response(exc)
-            except ConfigError:
-                return error_response(misconfigured())
+            refused = _refuse_caller(request, runtime)
+            if refused:
+                return refused
             return error_response(_UNKNOWN) if spec is None else method_not_allowed()
         return await _run(spec, request, runtime)
 
@@ -100,11 +96,22 @@ async def _run(spec: FunctionSpec, request: Request, runtime: Runtime) -> Respon
         return error_response(internal_error())
 
 
+def _refuse_caller(request: Request, runtime: Runtime) -> Response | None:
+    """The caller check comes before anything else, even a 404/405."""
+    try:
+        check_caller(request.headers, runtime.settings)
+    except ApiError as exc:
+        return error_response(exc)
+    except ConfigError:
+        return error_response(misconfigured())
+    return None
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     # Router-level misses (paths outside /functions/v1/<name>, odd methods).
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return method_not_allowed()
+        return _refuse_caller(request, request.app.state.runtime) or method_not_allowed()
     where = "Functions live at POST /functions/v1/<name>."
     return error_response(ApiError(status, "not_found", where))
 

@@ -86,6 +86,7 @@ async def test_wrong_method_is_405_json(method: str, client: httpx.AsyncClient) 
     ("GET", "/functions/v1/admin-list-experiments"),
     ("DELETE", "/functions/v1/admin-end-experiment"),
     ("POST", "/functions/v1/admin-nope"),
+    ("PROPFIND", "/functions/v1/admin-list-experiments"),
 ])
 async def test_caller_check_comes_before_404_and_405(method: str, path: str,
                                                      client: httpx.AsyncClient) -> None:
@@ -99,7 +100,7 @@ async def test_caller_check_comes_before_404_and_405(method: str, path: str,
 
 
 async def test_unusual_method_is_405_json(client: httpx.AsyncClient) -> None:
-    response = await client.request("PROPFIND", "/functions/v1/admin-list-experiments")
+    response = await client.request("PROPFIND", "/functions/v1/admin-list-experiments", headers=ADMIN)
     assert response.status_code == 405
     assert_cors(response)
 
