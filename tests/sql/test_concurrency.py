@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 
@@ -44,21 +44,29 @@ def shuffled(items: list[Any], seed: int) -> list[Any]:
     return copy
 
 
+Worker = Callable[[psycopg.Connection], dict[uuid.UUID, Any]]
+
+
+def per_user(query: LiteralString, users: list[uuid.UUID], seed: int) -> Worker:
+    """A worker that runs `query` (one user parameter) for every user, in a
+    seed-shuffled order, and returns each user's answer."""
+    def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
+        got = {}
+        for u in shuffled(users, seed):
+            row = conn.execute(query, [u]).fetchone()
+            assert row is not None
+            got[u] = row[0]
+        return got
+    return go
+
+
 def test_concurrent_first_calls_store_one_row_and_agree(db: psycopg.Connection, db_url: str) -> None:
     create_experiment(db, "race", ABC, salt="s")
     users = uuids(200, seed=70)
 
-    def worker(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, str]]:
-        def go(conn: psycopg.Connection) -> dict[uuid.UUID, str]:
-            got = {}
-            for u in shuffled(users, seed):
-                row = conn.execute("select rec_assign_variant('race', %s)", [u]).fetchone()
-                assert row is not None
-                got[u] = row[0]
-            return got
-        return go
-
-    results = run_together(db_url, [worker(i // 2) for i in range(THREADS)])  # pairs share an order
+    query = "select rec_assign_variant('race', %s)"
+    # pairs of threads share an order, so they collide on every user
+    results = run_together(db_url, [per_user(query, users, i // 2) for i in range(THREADS)])
     expected = {u: assign("s", u, ABC) for u in users}
     for got in results:
         assert got == expected
@@ -73,17 +81,8 @@ def test_concurrent_assign_variants_agree(db: psycopg.Connection, db_url: str) -
     create_experiment(db, "three", AB, salt="s3")
     users = uuids(300, seed=71)
 
-    def worker(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, Any]]:
-        def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
-            got = {}
-            for u in shuffled(users, seed):
-                row = conn.execute("select rec_assign_variants(%s)", [u]).fetchone()
-                assert row is not None
-                got[u] = row[0]
-            return got
-        return go
-
-    results = run_together(db_url, [worker(i // 2) for i in range(THREADS)])  # pairs share an order
+    query = "select rec_assign_variants(%s)"
+    results = run_together(db_url, [per_user(query, users, i // 2) for i in range(THREADS)])
     expected = {u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC),
                     "three": assign("s3", u, AB)} for u in users}
     for got in results:
@@ -109,17 +108,9 @@ def test_single_and_map_calls_race_and_agree(db: psycopg.Connection, db_url: str
             return got
         return go
 
-    def mapped(seed: int) -> Callable[[psycopg.Connection], dict[uuid.UUID, Any]]:
-        def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
-            got = {}
-            for u in shuffled(users, seed):
-                row = conn.execute("select rec_assign_variants(%s)", [u]).fetchone()
-                assert row is not None
-                got[u] = row[0]
-            return got
-        return go
-
-    results = run_together(db_url, [single(i // 2) if i % 2 else mapped(i // 2) for i in range(THREADS)])
+    mapped = "select rec_assign_variants(%s)"
+    results = run_together(db_url, [single(i // 2) if i % 2 else per_user(mapped, users, i // 2)
+                                    for i in range(THREADS)])
     expected = {u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC)} for u in users}
     for got in results:
         assert got == expected
