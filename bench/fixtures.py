@@ -28,8 +28,7 @@ def user_sql(n: str) -> str:
 
 def create_active_experiments(conn: psycopg.Connection, keys: list[str]) -> None:
     for key in keys:
-        conn.execute("select public.rec_create_experiment(%s, %s::jsonb, %s::uuid)",
-                     [key, VARIANTS, ADMIN])
+        conn.execute("select public.rec_create_experiment(%s, %s::jsonb, %s::uuid)", [key, VARIANTS, ADMIN])
         conn.execute("select public.rec_activate_experiment(%s, %s::uuid)", [key, ADMIN])
 
 
@@ -45,15 +44,17 @@ def assign_population(conn: psycopg.Connection, keys: list[str], users: int) -> 
     of `keys`, with the variant the §2 rule gives (so the stored rows are
     exactly what rec_assign_variant would have written)."""
     start = time.perf_counter()
-    conn.execute(f"""
+    conn.execute(
+        f"""
         insert into public.rec_user_experiment_assignments (experiment_id, user_id, variant)
         select e.id, u.id, rec_internal.bucket(e.salt, u.id, e.variants)
           from public.rec_experiments e
-         cross join (select {user_sql('n')} as id from generate_series(1, %s) n) u
-         where e.key = any(%s)""", [users, keys])
+         cross join (select {user_sql("n")} as id from generate_series(1, %s) n) u
+         where e.key = any(%s)""",
+        [users, keys],
+    )
     conn.execute("vacuum (analyze) public.rec_user_experiment_assignments")
-    progress(f"   assigned {users:,} users x {len(keys)} experiments "
-             f"in {time.perf_counter() - start:.1f} s")
+    progress(f"   assigned {users:,} users x {len(keys)} experiments in {time.perf_counter() - start:.1f} s")
 
 
 def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users: int) -> None:
@@ -65,7 +66,8 @@ def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users
     start = time.perf_counter()
     eid = experiment_id(conn, key)
     first = dt.datetime.combine(METRICS_FIRST_DAY, dt.time(), tzinfo=dt.UTC)
-    conn.execute(f"""
+    conn.execute(
+        f"""
         insert into public.rec_impressions (user_id, item_id, request_context, created_at)
         select a.user_id, 'item-' || (g %% 5000),
                jsonb_build_object('experiments', jsonb_build_object(%(key)s::text, a.variant)),
@@ -74,10 +76,10 @@ def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users
          cross join lateral (
                select x.user_id, x.variant from public.rec_user_experiment_assignments x
                 where x.experiment_id = %(eid)s
-                  and x.user_id = {user_sql('1 + (hashint4(g) & 2147483647) %% %(users)s')}) a
+                  and x.user_id = {user_sql("1 + (hashint4(g) & 2147483647) %% %(users)s")}) a
          order by g""",
-                 {"key": key, "first": first, "days": METRICS_DAYS, "n": impressions,
-                  "eid": eid, "users": users})
+        {"key": key, "first": first, "days": METRICS_DAYS, "n": impressions, "eid": eid, "users": users},
+    )
     loaded = time.perf_counter()
     conn.execute("""
         insert into public.rec_outcomes (impression_id, user_id, outcome, value, created_at)
@@ -89,6 +91,8 @@ def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users
     # The whole database: also whatever a proposal (--apply) derives from them.
     conn.execute("vacuum (analyze)")
     row = conn.execute("select count(*) from public.rec_outcomes").fetchone()
-    progress(f"   loaded {impressions:,} impressions in {loaded - start:.1f} s, "
-             f"{row[0] if row else 0:,} outcomes + vacuum analyze in "
-             f"{time.perf_counter() - loaded:.1f} s")
+    progress(
+        f"   loaded {impressions:,} impressions in {loaded - start:.1f} s, "
+        f"{row[0] if row else 0:,} outcomes + vacuum analyze in "
+        f"{time.perf_counter() - loaded:.1f} s"
+    )

@@ -103,9 +103,18 @@ def pgbench_path() -> str:
 
 
 # libpq connection parameters and the environment variables pgbench reads.
-_PGENV = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER",
-          "password": "PGPASSWORD", "dbname": "PGDATABASE", "sslmode": "PGSSLMODE",
-          "options": "PGOPTIONS", "passfile": "PGPASSFILE", "sslrootcert": "PGSSLROOTCERT"}
+_PGENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+    "options": "PGOPTIONS",
+    "passfile": "PGPASSFILE",
+    "sslrootcert": "PGSSLROOTCERT",
+}
 
 
 def pgbench_env(url: str) -> dict[str, str]:
@@ -134,21 +143,35 @@ class PgbenchRun:
     transactions: int
 
 
-def run_pgbench(url: str, script: str, *, clients: int, seconds: int,
-                variables: dict[str, str] | None = None) -> PgbenchRun:
+def run_pgbench(
+    url: str, script: str, *, clients: int, seconds: int, variables: dict[str, str] | None = None
+) -> PgbenchRun:
     """Run one pgbench script for `seconds` (-M prepared, no vacuum) and
     return its throughput. Any failed transaction is an error: a benchmark
     whose statements fail measures nothing."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="bench-", delete=False) as f:
         f.write(script)
         path = f.name
-    cmd = [pgbench_path(), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
-           "-T", str(seconds), "-f", path]
+    cmd = [
+        pgbench_path(),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        str(clients),
+        "-T",
+        str(seconds),
+        "-f",
+        path,
+    ]
     for name, value in (variables or {}).items():
         cmd += ["-D", f"{name}={value}"]
     try:
-        proc = subprocess.run(cmd, env=pgbench_env(url), capture_output=True, text=True,
-                              timeout=seconds + 60, check=False)
+        proc = subprocess.run(
+            cmd, env=pgbench_env(url), capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"pgbench did not finish within {seconds + 60} s") from exc
     finally:
@@ -166,9 +189,12 @@ def run_pgbench(url: str, script: str, *, clients: int, seconds: int,
 # Alternating rounds and verdicts
 
 
-def alternate(baseline: Callable[[], float], candidate: Callable[[], float], rounds: int,
-              on_round: Callable[[int, float, float], None] | None = None,
-              ) -> tuple[list[float], list[float]]:
+def alternate(
+    baseline: Callable[[], float],
+    candidate: Callable[[], float],
+    rounds: int,
+    on_round: Callable[[int, float, float], None] | None = None,
+) -> tuple[list[float], list[float]]:
     """Run baseline and candidate `rounds` times each, alternating which goes
     first (A B, B A, A B, ...) so slow drifts of the machine hit both."""
     a: list[float] = []
@@ -226,9 +252,14 @@ class Result:
         fmt = "{:,.0f}" if self.unit == "tps" else "{:,.1f}"
         lines = [f"== {self.name}: {self.title}"]
         lines += [f"   {note}" for note in self.notes]
-        lines.append("   rounds (baseline / candidate): " + "; ".join(
-            f"{fmt.format(x)} / {fmt.format(y)}" for x, y in zip(self.baseline, self.candidate,
-                                                                  strict=True)) + f" {self.unit}")
+        lines.append(
+            "   rounds (baseline / candidate): "
+            + "; ".join(
+                f"{fmt.format(x)} / {fmt.format(y)}"
+                for x, y in zip(self.baseline, self.candidate, strict=True)
+            )
+            + f" {self.unit}"
+        )
         width = max(len(self.baseline_label), len(self.candidate_label)) + 12
         lines += [
             f"   {'baseline  ' + self.baseline_label:<{width}} {fmt.format(self.baseline_median):>12} "

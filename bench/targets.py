@@ -53,42 +53,46 @@ class BenchDatabase:
         with self.connect() as conn:
             fixtures.create_active_experiments(conn, [fixtures.METRICS_KEY])
             fixtures.assign_population(conn, [fixtures.METRICS_KEY], self.cfg.users)
-            fixtures.load_impressions(conn, fixtures.METRICS_KEY, self.cfg.impressions,
-                                      self.cfg.users)
+            fixtures.load_impressions(conn, fixtures.METRICS_KEY, self.cfg.impressions, self.cfg.users)
         self._impressions = True
 
     def assignment_count(self) -> int:
         with self.connect() as conn:
-            row = conn.execute(
-                "select count(*) from public.rec_user_experiment_assignments").fetchone()
+            row = conn.execute("select count(*) from public.rec_user_experiment_assignments").fetchone()
         return int(row[0]) if row else 0
 
 
-def _pgbench_pair(db: BenchDatabase, name: str, base_script: str, cand_script: str,
-                  variables: dict[str, str]) -> tuple[list[float], list[float]]:
+def _pgbench_pair(
+    db: BenchDatabase, name: str, base_script: str, cand_script: str, variables: dict[str, str]
+) -> tuple[list[float], list[float]]:
     cfg = db.cfg
 
     def run(script: str) -> float:
-        return run_pgbench(db.url, script, clients=cfg.clients, seconds=cfg.seconds,
-                           variables=variables).tps
+        return run_pgbench(db.url, script, clients=cfg.clients, seconds=cfg.seconds, variables=variables).tps
 
     def show(r: int, a: float, b: float) -> None:
-        progress(f"   {name} round {r}/{cfg.rounds}: baseline {a:,.0f} tps, "
-                 f"candidate {b:,.0f} tps, ratio {b / a:.2f}")
+        progress(
+            f"   {name} round {r}/{cfg.rounds}: baseline {a:,.0f} tps, "
+            f"candidate {b:,.0f} tps, ratio {b / a:.2f}"
+        )
 
     before = db.assignment_count()
     result = alternate(lambda: run(base_script), lambda: run(cand_script), cfg.rounds, show)
     after = db.assignment_count()
     if after != before:
-        raise BenchError(f"{name}: {after - before} assignment rows were written during the "
-                         "runs; these were meant to be sticky hits only")
+        raise BenchError(
+            f"{name}: {after - before} assignment rows were written during the "
+            "runs; these were meant to be sticky hits only"
+        )
     return result
 
 
 def _pgbench_notes(cfg: Config) -> list[str]:
-    return [f"pgbench -M prepared -c {cfg.clients} -j {cfg.clients} -T {cfg.seconds}, "
-            f"{cfg.rounds} alternating rounds per side, random users of {cfg.users:,} "
-            "pre-assigned; no rows written"]
+    return [
+        f"pgbench -M prepared -c {cfg.clients} -j {cfg.clients} -T {cfg.seconds}, "
+        f"{cfg.rounds} alternating rounds per side, random users of {cfg.users:,} "
+        "pre-assigned; no rows written"
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -105,14 +109,17 @@ def bench_assign(db: BenchDatabase) -> Result:
             uid = conn.execute(f"select {user_sql('%s')}", [number]).fetchone()[0]  # type: ignore[index]
             direct = conn.execute(
                 "select variant from public.rec_user_experiment_assignments"
-                " where experiment_id = %s and user_id = %s", [eid, uid]).fetchone()
+                " where experiment_id = %s and user_id = %s",
+                [eid, uid],
+            ).fetchone()
             via_rpc = conn.execute("select public.rec_assign_variant(%s, %s)", [key, uid]).fetchone()
             if direct is None or via_rpc is None or direct[0] != via_rpc[0]:
                 raise BenchError(f"assign: user {number} got {via_rpc} from the RPC, stored {direct}")
     draw = f"\\set n random(1, {db.cfg.users})\n"
     baseline = draw + (
         "select variant from public.rec_user_experiment_assignments\n"
-        f" where experiment_id = :eid and user_id = {user_sql(':n')};\n")
+        f" where experiment_id = :eid and user_id = {user_sql(':n')};\n"
+    )
     candidate = draw + f"select public.rec_assign_variant(:key, {user_sql(':n')});\n"
     a, b = _pgbench_pair(db, "assign", baseline, candidate, {"eid": eid, "key": key})
     return Result(
@@ -120,8 +127,14 @@ def bench_assign(db: BenchDatabase) -> Result:
         title="sticky hit of rec_assign_variant(key, user) vs bare PK lookup of the same row",
         baseline_label="select variant ... where experiment_id = $1 and user_id = $2",
         candidate_label="select rec_assign_variant($1, $2)",
-        unit="tps", baseline=a, candidate=b, ratio_label="candidate/baseline throughput",
-        target=0.8, higher_is_better=True, notes=_pgbench_notes(db.cfg))
+        unit="tps",
+        baseline=a,
+        candidate=b,
+        ratio_label="candidate/baseline throughput",
+        target=0.8,
+        higher_is_better=True,
+        notes=_pgbench_notes(db.cfg),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -133,31 +146,41 @@ def bench_assign_many(db: BenchDatabase) -> Result:
     keys = fixtures.ASSIGN_KEYS
     with db.connect() as conn:
         active = conn.execute(
-            "select count(*) from public.rec_experiments where status = 'active'").fetchone()
+            "select count(*) from public.rec_experiments where status = 'active'"
+        ).fetchone()
         uid = conn.execute(f"select {user_sql('7')}").fetchone()[0]  # type: ignore[index]
         row = conn.execute("select public.rec_assign_variants(%s)", [uid]).fetchone()
         got = row[0] if row else None
-        want = {k: conn.execute("select public.rec_assign_variant(%s, %s)", [k, uid]).fetchone()[0]  # type: ignore[index]
-                for k in keys}
+        want = {
+            k: conn.execute("select public.rec_assign_variant(%s, %s)", [k, uid]).fetchone()[0]  # type: ignore[index]
+            for k in keys
+        }
     if not active or active[0] != len(keys) or not isinstance(got, dict) or got != want:
-        raise BenchError(f"assign_many: expected {len(keys)} active experiments and the map "
-                         f"{want}, got {active} active and {got}")
+        raise BenchError(
+            f"assign_many: expected {len(keys)} active experiments and the map "
+            f"{want}, got {active} active and {got}"
+        )
     draw = f"\\set n random(1, {db.cfg.users})\n"
-    baseline = draw + "".join(
-        f"select public.rec_assign_variant('{k}', {user_sql(':n')});\n" for k in keys)
+    baseline = draw + "".join(f"select public.rec_assign_variant('{k}', {user_sql(':n')});\n" for k in keys)
     candidate = draw + f"select public.rec_assign_variants({user_sql(':n')});\n"
     a, b = _pgbench_pair(db, "assign_many", baseline, candidate, {})
     return Result(
         name="assign_many",
         title=f"rec_assign_variants(user) vs {len(keys)} rec_assign_variant calls "
-              f"({len(keys)} active experiments, sticky users)",
+        f"({len(keys)} active experiments, sticky users)",
         baseline_label=f"{len(keys)} x select rec_assign_variant(k, $1) (one pgbench txn)",
         candidate_label="select rec_assign_variants($1)",
-        unit="tps", baseline=a, candidate=b, ratio_label="speedup (candidate/baseline tps)",
-        target=5.0, higher_is_better=True,
-        notes=[*_pgbench_notes(db.cfg),
-               "one pgbench transaction = all variants of one user (10 autocommit "
-               "statements vs 1)"])
+        unit="tps",
+        baseline=a,
+        candidate=b,
+        ratio_label="speedup (candidate/baseline tps)",
+        target=5.0,
+        higher_is_better=True,
+        notes=[
+            *_pgbench_notes(db.cfg),
+            "one pgbench transaction = all variants of one user (10 autocommit statements vs 1)",
+        ],
+    )
 
 
 # --------------------------------------------------------------------------
@@ -180,6 +203,7 @@ def bench_metrics(db: BenchDatabase) -> Result:
     last = first + dt.timedelta(days=fixtures.METRICS_DAYS - 1)
     params = {"key": fixtures.METRICS_KEY, "from": first, "to": last}
     with db.connect() as conn:
+
         def baseline() -> float:
             return timed_ms(lambda: conn.execute(METRICS_BASELINE, params, prepare=True).fetchall())
 
@@ -192,32 +216,46 @@ def bench_metrics(db: BenchDatabase) -> Result:
         cand_rows = conn.execute(METRICS_CANDIDATE, params).fetchall()
         base_total = sum(r[1] for r in base_rows)
         cand_total = sum(r[3] for r in cand_rows)
-        if len(base_rows) != fixtures.METRICS_DAYS or base_total != cfg.impressions \
-                or cand_total != cfg.impressions:
-            raise BenchError(f"metrics: expected {cfg.impressions:,} impressions over "
-                             f"{fixtures.METRICS_DAYS} days, baseline saw {base_total:,} in "
-                             f"{len(base_rows)} days, the RPC {cand_total:,}")
+        if (
+            len(base_rows) != fixtures.METRICS_DAYS
+            or base_total != cfg.impressions
+            or cand_total != cfg.impressions
+        ):
+            raise BenchError(
+                f"metrics: expected {cfg.impressions:,} impressions over "
+                f"{fixtures.METRICS_DAYS} days, baseline saw {base_total:,} in "
+                f"{len(base_rows)} days, the RPC {cand_total:,}"
+            )
         for _ in range(cfg.warmup):  # reach the steady-state plans (see Config.warmup)
             baseline()
             candidate()
 
         def show(r: int, a: float, b: float) -> None:
-            progress(f"   metrics round {r}/{cfg.query_rounds}: baseline {a:,.0f} ms, "
-                     f"candidate {b:,.0f} ms, ratio {b / a:.2f}")
+            progress(
+                f"   metrics round {r}/{cfg.query_rounds}: baseline {a:,.0f} ms, "
+                f"candidate {b:,.0f} ms, ratio {b / a:.2f}"
+            )
 
         a, b = alternate(baseline, candidate, cfg.query_rounds, show)
     outcomes = sum(r[5] for r in cand_rows)
     return Result(
         name="metrics",
         title=f"rec_experiment_daily_metrics over {fixtures.METRICS_DAYS} days vs one-pass "
-              "count(*), count(distinct user_id) group by day",
+        "count(*), count(distinct user_id) group by day",
         baseline_label="select day, count(*), count(distinct user_id) ... group by day",
         candidate_label="select * from rec_experiment_daily_metrics($1, $2, $3)",
-        unit="ms", baseline=a, candidate=b, ratio_label="candidate/baseline time",
-        target=2.0, higher_is_better=False,
-        notes=[f"{cfg.impressions:,} impressions of one experiment, {outcomes:,} outcomes, "
-               f"{len(cand_rows)} result rows; psycopg, prepared, {cfg.query_rounds} "
-               f"alternating timed runs per side after {cfg.warmup} warm-up runs"])
+        unit="ms",
+        baseline=a,
+        candidate=b,
+        ratio_label="candidate/baseline time",
+        target=2.0,
+        higher_is_better=False,
+        notes=[
+            f"{cfg.impressions:,} impressions of one experiment, {outcomes:,} outcomes, "
+            f"{len(cand_rows)} result rows; psycopg, prepared, {cfg.query_rounds} "
+            f"alternating timed runs per side after {cfg.warmup} warm-up runs"
+        ],
+    )
 
 
 BENCHMARKS = {"assign": bench_assign, "assign_many": bench_assign_many, "metrics": bench_metrics}

@@ -32,8 +32,12 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
     add_database_args(m, from_env=True)
     m.add_argument("--seed", action="store_true", help="run supabase/seed.sql on a fresh database")
-    m.add_argument("--regime", choices=[r.value for r in Regime], default=Regime.NONE.value,
-                   help="default privileges to emulate on plain Postgres (default: none, as Supabase today)")
+    m.add_argument(
+        "--regime",
+        choices=[r.value for r in Regime],
+        default=Regime.NONE.value,
+        help="default privileges to emulate on plain Postgres (default: none, as Supabase today)",
+    )
     m.set_defaults(run=run_migrate)
 
     d = sub.add_parser("dev", help="run the local stack: Postgres + /rest/v1/rpc + /functions/v1")
@@ -55,12 +59,19 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
     # Only `migrate` reads $DATABASE_URL: a stray one in a shell must not turn
     # `dev`/`demo` (which install roles and write data) onto another database.
     if from_env:
-        p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                       help="Postgres to use (default: $DATABASE_URL, else the embedded one)")
+        p.add_argument(
+            "--database-url",
+            default=os.environ.get("DATABASE_URL"),
+            help="Postgres to use (default: $DATABASE_URL, else the embedded one)",
+        )
     else:
         p.add_argument("--database-url", help="Postgres to use instead of the embedded one")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="where the embedded Postgres keeps its data (default: .devdata)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where the embedded Postgres keeps its data (default: .devdata)",
+    )
 
 
 def open_server(args: argparse.Namespace) -> postgres.Server:

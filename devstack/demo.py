@@ -56,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.users < 1 or args.days < 1:
         print("recsys-exp demo: --users and --days must be at least 1")
         return 2
-    server = postgres.connect_server(args.database_url) if args.database_url else \
-        postgres.start_embedded(args.data_dir / "postgres")
+    server = (
+        postgres.connect_server(args.database_url)
+        if args.database_url
+        else postgres.start_embedded(args.data_dir / "postgres")
+    )
     try:
         migrate.migrate(server.url, seed=True)
         plan = Plan(users=args.users, days=args.days, seed=args.seed)
@@ -77,15 +80,21 @@ def play(conn: psycopg.Connection, plan: Plan, *, progress: bool = False) -> str
     conn.execute("set role service_role")
     conn.execute(
         "select rec_create_experiment(%s, %s::jsonb, %s, name => %s, description => %s, salt => %s)",
-        [key, json.dumps([{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]),
-         DEMO_ADMIN, "Demo: diversity cap",
-         f"Known effect: treatment engagement x{1 + plan.lift:.2f} (recsys-exp demo)",
-         f"demo-salt-{plan.seed}"])
+        [
+            key,
+            json.dumps([{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]),
+            DEMO_ADMIN,
+            "Demo: diversity cap",
+            f"Known effect: treatment engagement x{1 + plan.lift:.2f} (recsys-exp demo)",
+            f"demo-salt-{plan.seed}",
+        ],
+    )
     conn.execute("select rec_activate_experiment(%s, %s)", [key, DEMO_ADMIN])
     rates = {"control": plan.base_rate, "treatment": plan.base_rate * (1 + plan.lift)}
     users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(plan.users)]
-    first_day = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) \
-        - timedelta(days=plan.days - 1)
+    first_day = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(
+        days=plan.days - 1
+    )
     bar = tqdm(total=plan.days * plan.users, unit="req", disable=not progress, desc="requests")
     for d in range(plan.days):
         day = first_day + timedelta(days=d)
@@ -98,8 +107,14 @@ def play(conn: psycopg.Connection, plan: Plan, *, progress: bool = False) -> str
     return key
 
 
-def play_request(conn: psycopg.Connection, rng: random.Random, key: str, user: uuid.UUID,
-                 at: datetime, rates: dict[str, float]) -> None:
+def play_request(
+    conn: psycopg.Connection,
+    rng: random.Random,
+    key: str,
+    user: uuid.UUID,
+    at: datetime,
+    rates: dict[str, float],
+) -> None:
     """One recommendation request: assign, show items, record what the user did."""
     row = conn.execute("select rec_assign_variants(%s)", [user]).fetchone()
     experiments: dict[str, str] = row[0] if row else {}
@@ -110,7 +125,8 @@ def play_request(conn: psycopg.Connection, rng: random.Random, key: str, user: u
         imp = conn.execute(
             "insert into rec_impressions (user_id, item_id, request_context, created_at)"
             " values (%s, %s, %s::jsonb, %s) returning id",
-            [user, f"item-{rng.randrange(10_000)}", context, shown]).fetchone()
+            [user, f"item-{rng.randrange(10_000)}", context, shown],
+        ).fetchone()
         if imp and rng.random() < rate:
             # An engaged impression: a click, sometimes followed by a save.
             outcomes = ["click", "save"] if rng.random() < SAVE_AFTER_CLICK else ["click"]
@@ -118,7 +134,8 @@ def play_request(conn: psycopg.Connection, rng: random.Random, key: str, user: u
                 conn.execute(
                     "insert into rec_outcomes (impression_id, user_id, outcome, created_at)"
                     " values (%s, %s, %s, %s)",
-                    [imp[0], user, outcome, shown + timedelta(minutes=minutes)])
+                    [imp[0], user, outcome, shown + timedelta(minutes=minutes)],
+                )
 
 
 def measure(conn: psycopg.Connection, key: str) -> list[VariantResult]:
@@ -127,11 +144,15 @@ def measure(conn: psycopg.Connection, key: str) -> list[VariantResult]:
     rows = conn.execute(
         """select m.variant, sum(m.impressions), sum(m.engaged_impressions), sum(m.outcomes)
              from rec_experiment_daily_metrics(%s) m group by m.variant order by m.variant""",
-        [key]).fetchall()
-    users: dict[str, int] = dict(conn.execute(
-        """select a.variant, count(*) from rec_user_experiment_assignments a
+        [key],
+    ).fetchall()
+    users: dict[str, int] = dict(
+        conn.execute(
+            """select a.variant, count(*) from rec_user_experiment_assignments a
              join rec_experiments e on e.id = a.experiment_id where e.key = %s group by 1""",
-        [key]).fetchall())
+            [key],
+        ).fetchall()
+    )
     return [VariantResult(v, int(users.get(v, 0)), int(i), int(e), int(o)) for v, i, e, o in rows]
 
 
@@ -150,13 +171,20 @@ def lift(results: list[VariantResult]) -> tuple[float, float, float]:
 
 
 def report(key: str, plan: Plan, results: list[VariantResult]) -> str:
-    lines = [f"experiment {key}: {plan.users} users x {plan.days} days, "
-             f"true lift {plan.lift:+.1%} on a {plan.base_rate:.0%} base rate", "",
-             f"{'variant':<10} {'users':>7} {'impressions':>12} {'engaged':>8} {'outcomes':>9} {'rate':>7}"]
-    lines += [f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9}"
-              f" {r.rate:>7.2%}" for r in results]
+    lines = [
+        f"experiment {key}: {plan.users} users x {plan.days} days, "
+        f"true lift {plan.lift:+.1%} on a {plan.base_rate:.0%} base rate",
+        "",
+        f"{'variant':<10} {'users':>7} {'impressions':>12} {'engaged':>8} {'outcomes':>9} {'rate':>7}",
+    ]
+    lines += [
+        f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9} {r.rate:>7.2%}"
+        for r in results
+    ]
     measured, half, p_value = lift(results)
-    lines += ["", f"measured lift {measured:+.1%} (95% CI {measured - half:+.1%} .. {measured + half:+.1%}),"
-                  f" p = {p_value:.3g}"]
+    lines += [
+        "",
+        f"measured lift {measured:+.1%} (95% CI {measured - half:+.1%} .. {measured + half:+.1%}),"
+        f" p = {p_value:.3g}",
+    ]
     return "\n".join(lines)
-

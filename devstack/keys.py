@@ -66,8 +66,14 @@ class LocalKeys:
     def user_jwt(self, user_id: str, *, expires_in: int = 3600, **extra: Any) -> str:
         """A signed-in user's access token, shaped like Supabase Auth's."""
         now = int(time.time())
-        claims = {"sub": user_id, "role": "authenticated", "aud": "authenticated",
-                  "iat": now, "exp": now + expires_in, **extra}
+        claims = {
+            "sub": user_id,
+            "role": "authenticated",
+            "aud": "authenticated",
+            "iat": now,
+            "exp": now + expires_in,
+            **extra,
+        }
         return self.sign(claims)
 
 

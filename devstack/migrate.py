@@ -78,10 +78,14 @@ def prepare(conn: psycopg.Connection, regime: platform.Regime) -> str | None:
 
 def applied_versions(conn: psycopg.Connection, owner: str | None) -> set[str]:
     with conn.transaction():
-        run_as(conn, owner, """
+        run_as(
+            conn,
+            owner,
+            """
             create schema if not exists supabase_migrations;
             create table if not exists supabase_migrations.schema_migrations (
-              version text primary key, statements text[], name text);""")
+              version text primary key, statements text[], name text);""",
+        )
     rows = conn.execute("select version from supabase_migrations.schema_migrations")
     return {row[0] for row in rows}
 
@@ -98,7 +102,9 @@ def apply_new(conn: psycopg.Connection, migrations: list[Migration], owner: str 
                 run_as(conn, owner, text)
                 conn.execute(
                     "insert into supabase_migrations.schema_migrations (version, name, statements)"
-                    " values (%s, %s, %s)", [m.version, m.name, [text]])
+                    " values (%s, %s, %s)",
+                    [m.version, m.name, [text]],
+                )
         except psycopg.Error as exc:
             raise MigrationError(f"{m.path.name}: {exc.diag.sqlstate}: {exc}".strip()) from exc
         applied.append(m.version)

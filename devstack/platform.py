@@ -55,11 +55,15 @@ def set_regime(conn: psycopg.Connection, regime: Regime, owner: str) -> None:
     who = sql.Identifier(owner)
     if regime is Regime.LEGACY:
         for kind in ("tables", "functions", "sequences"):
-            conn.execute(sql.SQL(
-                "alter default privileges for role {} in schema public grant all on {} to {}"
-            ).format(who, sql.SQL(kind), api_roles))
+            conn.execute(
+                sql.SQL("alter default privileges for role {} in schema public grant all on {} to {}").format(
+                    who, sql.SQL(kind), api_roles
+                )
+            )
     else:
         # Today's platform: nothing is exposed, not even PUBLIC's execute.
-        conn.execute(sql.SQL(
-            "alter default privileges for role {} revoke execute on functions from public"
-        ).format(who))
+        conn.execute(
+            sql.SQL("alter default privileges for role {} revoke execute on functions from public").format(
+                who
+            )
+        )

@@ -79,8 +79,15 @@ class RestApi:
     """The endpoint and its connection pool. `app` serves `/rest/v1/...`;
     run it through `running()` (or `app`'s own lifespan)."""
 
-    def __init__(self, database_url: str, keys: LocalKeys, *, pool_size: int = 10,
-                 acquire_timeout: float = 5.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        keys: LocalKeys,
+        *,
+        pool_size: int = 10,
+        acquire_timeout: float = 5.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.database_url = database_url
         self.keys = keys
         self.pool_size = pool_size
@@ -91,10 +98,18 @@ class RestApi:
         self._conninfo = ""
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.app = Starlette(
-            routes=[Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
-                    Route("/rest/v1/{path:path}", self._elsewhere, methods=_METHODS)],
-            middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_headers=["*"],
-                                   allow_methods=["GET", "HEAD", "POST", "OPTIONS"])],
+            routes=[
+                Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
+                Route("/rest/v1/{path:path}", self._elsewhere, methods=_METHODS),
+            ],
+            middleware=[
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=["*"],
+                    allow_headers=["*"],
+                    allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+                )
+            ],
             lifespan=lambda _app: self.running(),
         )
 
@@ -103,9 +118,14 @@ class RestApi:
         """Open the pool (without waiting for the database), close it after."""
         self._conninfo, self.login_role = await login_conninfo(self.database_url)
         self._pool = AsyncConnectionPool(
-            self._conninfo, min_size=1, max_size=self.pool_size, open=False,
-            timeout=self.acquire_timeout, name="recsys-exp-rest",
-            kwargs={"autocommit": True, "application_name": "recsys-exp rest"})
+            self._conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.acquire_timeout,
+            name="recsys-exp-rest",
+            kwargs={"autocommit": True, "application_name": "recsys-exp rest"},
+        )
         await self._pool.open(wait=False)
         try:
             yield
@@ -129,8 +149,9 @@ class RestApi:
             return exc.response()
         except Exception:
             log.exception("rpc %s failed", request.path_params.get("fn"))
-            return RestError(500, "PGRSTX00", "Internal error in the local RPC endpoint; "
-                             "its log has the details.").response()
+            return RestError(
+                500, "PGRSTX00", "Internal error in the local RPC endpoint; its log has the details."
+            ).response()
 
     async def _call(self, request: Request) -> Response:
         method = request.method
@@ -144,16 +165,15 @@ class RestApi:
         async with self._connection(caller) as conn:
             call = await self.catalog.resolve(conn, request.path_params["fn"], keys, post)
             async with conn.transaction():
-                await conn.execute(_LOCALS_SQL if post else _READ_ONLY_SQL,
-                                   _locals(request, caller))
-                cursor = await conn.execute(call.query(text_args=not post),
-                                            [args_json] if call.arg_names or call.whole_body else [])
+                await conn.execute(_LOCALS_SQL if post else _READ_ONLY_SQL, _locals(request, caller))
+                cursor = await conn.execute(
+                    call.query(text_args=not post), [args_json] if call.arg_names or call.whole_body else []
+                )
                 row = await cursor.fetchone()
         return _respond(call, row[0] if row else None, head=method == "HEAD")
 
     @asynccontextmanager
-    async def _connection(self, caller: Caller | None = None
-                          ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _connection(self, caller: Caller | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; database errors leave as PostgREST-shaped errors."""
         if self._pool is None:
             raise RestError(503, "PGRST000", "The RPC endpoint is not running.")
@@ -170,8 +190,12 @@ class RestApi:
         try:
             conn = await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=2)
         except psycopg.Error as exc:
-            return RestError(503, "PGRST000", "Database connection error. Retrying the connection.",
-                             details=first_line(exc))
+            return RestError(
+                503,
+                "PGRST000",
+                "Database connection error. Retrying the connection.",
+                details=first_line(exc),
+            )
         await conn.close()
         return RestError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
 
@@ -205,14 +229,21 @@ class RestApi:
             raise RestError(400, "PGRST102", "The request body is not valid UTF-8") from None
 
     def _too_large(self) -> GatewayError:
-        return GatewayError(413, None, "Payload Too Large",
-                            hint=f"The local stack accepts request bodies up to "
-                                 f"{self.max_body_bytes} bytes.")
+        return GatewayError(
+            413,
+            None,
+            "Payload Too Large",
+            hint=f"The local stack accepts request bodies up to {self.max_body_bytes} bytes.",
+        )
 
     async def _elsewhere(self, request: Request) -> Response:
-        return RestError(404, "PGRST125", "Invalid path specified in request URL",
-                         hint="The local stack serves only /rest/v1/rpc/<function>; tables and "
-                              "views are reached through RPCs here.").response()
+        return RestError(
+            404,
+            "PGRST125",
+            "Invalid path specified in request URL",
+            hint="The local stack serves only /rest/v1/rpc/<function>; tables and "
+            "views are reached through RPCs here.",
+        ).response()
 
 
 def _query_args(request: Request) -> tuple[str, frozenset[str]]:
@@ -223,8 +254,15 @@ def _query_args(request: Request) -> tuple[str, frozenset[str]]:
 
 def _locals(request: Request, caller: Caller) -> list[str]:
     headers = dict(request.headers.items())
-    return [SEARCH_PATH, caller.role, caller.claims_json(), request.method,
-            "/rpc/" + request.path_params["fn"], json.dumps(headers), json.dumps(request.cookies)]
+    return [
+        SEARCH_PATH,
+        caller.role,
+        caller.claims_json(),
+        request.method,
+        "/rpc/" + request.path_params["fn"],
+        json.dumps(headers),
+        json.dumps(request.cookies),
+    ]
 
 
 def _respond(call: Call, body: str | None, *, head: bool) -> Response:
@@ -251,8 +289,12 @@ async def login_conninfo(url: str) -> tuple[str, str]:
         user = await _login_user(url)
     except psycopg.Error:
         return as_authenticator, AUTHENTICATOR  # unreachable for now: keep the intended login
-    log.warning("authenticator cannot log in (%s); the RPC endpoint connects as %s and still "
-                "switches to the API role for every request", reason, user)
+    log.warning(
+        "authenticator cannot log in (%s); the RPC endpoint connects as %s and still "
+        "switches to the API role for every request",
+        reason,
+        user,
+    )
     return url, user
 
 

@@ -53,8 +53,9 @@ def authenticate(headers: Mapping[str, str], keys: LocalKeys) -> Caller:
     apikey = headers.get("apikey", "").strip()
     bearer = _bearer(headers.get("authorization", ""))
     if not apikey and not bearer:
-        raise GatewayError(401, None, "No API key found in request",
-                           hint="No `apikey` request header was found.")
+        raise GatewayError(
+            401, None, "No API key found in request", hint="No `apikey` request header was found."
+        )
     if bearer and _looks_like_jwt(bearer):
         if apikey:
             _from_key(apikey, keys)  # still has to be one of this project's keys
@@ -87,16 +88,21 @@ def _from_key(key: str, keys: LocalKeys) -> Caller:
 
 
 def _invalid_key() -> GatewayError:
-    return GatewayError(401, None, "Invalid API key",
-                        hint="Double check your Supabase `anon` or `service_role` API key.")
+    return GatewayError(
+        401, None, "Invalid API key", hint="Double check your Supabase `anon` or `service_role` API key."
+    )
 
 
 def _from_jwt(token: str, keys: LocalKeys) -> Caller:
     try:
-        claims = jwt.decode(token, keys.jwt_secret, algorithms=["HS256"],
-                            leeway=CLOCK_SKEW_SECONDS,
-                            # PostgREST checks aud only when configured to; Supabase does not.
-                            options={"verify_aud": False})
+        claims = jwt.decode(
+            token,
+            keys.jwt_secret,
+            algorithms=["HS256"],
+            leeway=CLOCK_SKEW_SECONDS,
+            # PostgREST checks aud only when configured to; Supabase does not.
+            options={"verify_aud": False},
+        )
     except jwt.PyJWTError as exc:
         raise _jwt_error(exc) from None
     role = claims.get("role", ANON)

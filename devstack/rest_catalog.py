@@ -70,8 +70,7 @@ class Routine:
     @property
     def takes_whole_body(self) -> bool:
         """One unnamed json/jsonb parameter: it receives the request body as is."""
-        return (len(self.params) == 1 and not self.params[0].name
-                and self.params[0].type in ("json", "jsonb"))
+        return len(self.params) == 1 and not self.params[0].name and self.params[0].type in ("json", "jsonb")
 
     def signature(self) -> str:
         args = ", ".join(f"{p.name} => {p.type}" for p in self.params)
@@ -94,8 +93,7 @@ class Call:
         the type's input function rather than read as JSON.
         """
         source, args = self._arguments(text_args)
-        fn = sql.SQL("{}({})").format(sql.Identifier(SCHEMA, self.routine.name),
-                                      sql.SQL(", ").join(args))
+        fn = sql.SQL("{}({})").format(sql.Identifier(SCHEMA, self.routine.name), sql.SQL(", ").join(args))
         return _shaped(self.routine, fn, source)
 
     def _arguments(self, text_args: bool) -> tuple[sql.Composable | None, list[sql.Composable]]:
@@ -114,8 +112,7 @@ class Call:
                 value = sql.SQL("{}::{}").format(value, sql.SQL(p.type))
             variadic = sql.SQL("variadic ") if p.variadic else sql.SQL("")
             args.append(sql.SQL("{}{} := {}").format(variadic, ident, value))
-        source = sql.SQL("pg_catalog.json_to_record(%s::json) as _({})").format(
-            sql.SQL(", ").join(columns))
+        source = sql.SQL("pg_catalog.json_to_record(%s::json) as _({})").format(sql.SQL(", ").join(columns))
         return source, args
 
 
@@ -128,11 +125,13 @@ def _shaped(routine: Routine, fn: sql.Composable, source: sql.Composable | None)
         return sql.SQL("select pg_catalog.to_json({})::text{}").format(fn, select_from)
     lateral = sql.SQL("{}, lateral ").format(source) if source else sql.SQL("")
     if routine.kind == "scalar":
-        return sql.SQL("select coalesce(pg_catalog.json_agg(_t.v), '[]')::text"
-                       " from {}{} as _t(v)").format(lateral, fn)
+        return sql.SQL("select coalesce(pg_catalog.json_agg(_t.v), '[]')::text from {}{} as _t(v)").format(
+            lateral, fn
+        )
     if routine.returns_set:
-        return sql.SQL("select coalesce(pg_catalog.json_agg(_t), '[]')::text"
-                       " from {}{} as _t").format(lateral, fn)
+        return sql.SQL("select coalesce(pg_catalog.json_agg(_t), '[]')::text from {}{} as _t").format(
+            lateral, fn
+        )
     # A single composite is one object; a NULL row comes back as an object of
     # nulls, exactly as PostgREST returns it (PostgREST issue #3694).
     return sql.SQL("select (pg_catalog.json_agg(_t) -> 0)::text from {}{} as _t").format(lateral, fn)
@@ -144,8 +143,9 @@ class Catalog:
     def __init__(self) -> None:
         self._routines: dict[str, list[Routine]] | None = None
 
-    async def resolve(self, conn: psycopg.AsyncConnection[Any], name: str,
-                      keys: frozenset[str] | None, post: bool) -> Call:
+    async def resolve(
+        self, conn: psycopg.AsyncConnection[Any], name: str, keys: frozenset[str] | None, post: bool
+    ) -> Call:
         """`keys` None: the body is not an object, only a whole-body function fits."""
         if self._routines is None:
             await self.reload(conn)
@@ -174,14 +174,21 @@ class Catalog:
         whole = [r for r in overloads if post and r.takes_whole_body]
         candidates, whole_body = (named, False) if named else (whole, True)
         if len(candidates) > 1:
-            raise RestError(300, "PGRST203", "Could not choose the best candidate function between: "
-                            + ", ".join(r.signature() for r in candidates),
-                            hint="Try renaming the parameters or the function itself in the "
-                                 "database so function overloading can be resolved")
+            raise RestError(
+                300,
+                "PGRST203",
+                "Could not choose the best candidate function between: "
+                + ", ".join(r.signature() for r in candidates),
+                hint="Try renaming the parameters or the function itself in the "
+                "database so function overloading can be resolved",
+            )
         if not candidates:
             if keys is None and overloads:
-                raise RestError(400, "PGRST102", "The request body must be a JSON object whose "
-                                "keys are the function's argument names")
+                raise RestError(
+                    400,
+                    "PGRST102",
+                    "The request body must be a JSON object whose keys are the function's argument names",
+                )
             raise self._not_found(name, keys or frozenset(), post)
         routine = candidates[0]
         order = [p.name for p in routine.params if keys and p.name in keys]
@@ -191,23 +198,24 @@ class Catalog:
         """PGRST202 in PostgREST's words, with its kind of "perhaps you meant" hint."""
         func = f"{SCHEMA}.{name}"
         listed = ", ".join(sorted(keys))
-        searched = f"with parameter{'s' if len(keys) > 1 else ''} {listed}" if keys \
-            else "without parameters"
+        searched = f"with parameter{'s' if len(keys) > 1 else ''} {listed}" if keys else "without parameters"
         if post:
             searched += " or with a single unnamed json/jsonb parameter"
         return RestError(
-            404, "PGRST202",
-            f"Could not find the function {func}({listed}) in the schema cache" if keys
+            404,
+            "PGRST202",
+            f"Could not find the function {func}({listed}) in the schema cache"
+            if keys
             else f"Could not find the function {func} without parameters in the schema cache",
             details=f"Searched for the function {func} {searched}, but no matches were found "
-                    "in the schema cache.",
-            hint=self._hint(name, keys))
+            "in the schema cache.",
+            hint=self._hint(name, keys),
+        )
 
     def _hint(self, name: str, keys: frozenset[str]) -> str | None:
         routines = self._routines or {}
         if name in routines:
-            lists = sorted({"(" + ", ".join(sorted(p.name for p in r.params)) + ")"
-                            for r in routines[name]})
+            lists = sorted({"(" + ", ".join(sorted(p.name for p in r.params)) + ")" for r in routines[name]})
             wanted = "(" + ", ".join(sorted(keys)) + ")"
             best = difflib.get_close_matches(wanted, lists, n=1, cutoff=0.0)
             return f"Perhaps you meant to call the function {SCHEMA}.{name}{best[0]}" if best else None
@@ -215,13 +223,18 @@ class Catalog:
         return f"Perhaps you meant to call the function {SCHEMA}.{close[0]}" if close else None
 
 
-def _routine(name: str, returns_set: bool, kind: Kind, n_defaults: int,
-             names: list[str], modes: list[str], types: list[str]) -> Routine:
+def _routine(
+    name: str,
+    returns_set: bool,
+    kind: Kind,
+    n_defaults: int,
+    names: list[str],
+    modes: list[str],
+    types: list[str],
+) -> Routine:
     modes = modes or ["i"] * len(types)  # no modes recorded: all are IN
     names = names + [""] * (len(types) - len(names))  # unnamed parameters
-    inputs = [(n, t, m == "v") for n, t, m in zip(names, types, modes, strict=True)
-              if m in _INPUT_MODES]
+    inputs = [(n, t, m == "v") for n, t, m in zip(names, types, modes, strict=True) if m in _INPUT_MODES]
     first_default = len(inputs) - n_defaults  # defaults are always the trailing inputs
-    params = tuple(Param(n, t, i < first_default, variadic)
-                   for i, (n, t, variadic) in enumerate(inputs))
+    params = tuple(Param(n, t, i < first_default, variadic) for i, (n, t, variadic) in enumerate(inputs))
     return Routine(name, params, returns_set, kind)

@@ -31,18 +31,41 @@ _EXACT: dict[str, int] = {
     "42P17": 500,  # invalid_object_definition (infinite recursion)
 }
 _CLASSES: dict[str, int] = {
-    "08": 503, "09": 500, "0L": 403, "0P": 403, "25": 500, "28": 403, "2D": 500,
-    "38": 500, "39": 500, "3B": 500, "40": 500, "53": 503, "54": 500, "55": 500,
-    "57": 500, "58": 500, "F0": 500, "HV": 500, "P0": 500, "XX": 500,
+    "08": 503,
+    "09": 500,
+    "0L": 403,
+    "0P": 403,
+    "25": 500,
+    "28": 403,
+    "2D": 500,
+    "38": 500,
+    "39": 500,
+    "3B": 500,
+    "40": 500,
+    "53": 503,
+    "54": 500,
+    "55": 500,
+    "57": 500,
+    "58": 500,
+    "F0": 500,
+    "HV": 500,
+    "P0": 500,
+    "XX": 500,
 }
 
 
 class RestError(Exception):
     """An error answer in PostgREST's shape."""
 
-    def __init__(self, status: int, code: str | None, message: str,
-                 details: str | None = None, hint: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -54,8 +77,7 @@ class RestError(Exception):
             self.headers.setdefault("WWW-Authenticate", "Bearer")
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.code, "details": self.details, "hint": self.hint,
-                "message": self.message}
+        return {"code": self.code, "details": self.details, "hint": self.hint, "message": self.message}
 
     def response(self) -> Response:
         return json_response(self.body(), self.status, self.headers)
@@ -101,11 +123,17 @@ def from_database(exc: psycopg.Error, authenticated: bool) -> RestError:
     """The Postgres error as PostgREST forwards it; a lost connection is a 503."""
     diag = exc.diag
     if not diag.sqlstate:
-        return RestError(503, "PGRST001", "Database client error. Retrying the connection.",
-                         details=first_line(exc))
+        return RestError(
+            503, "PGRST001", "Database client error. Retrying the connection.", details=first_line(exc)
+        )
     message = diag.message_primary or ""
-    return RestError(http_status(diag.sqlstate, message, authenticated), diag.sqlstate,
-                     message, diag.message_detail, diag.message_hint)
+    return RestError(
+        http_status(diag.sqlstate, message, authenticated),
+        diag.sqlstate,
+        message,
+        diag.message_detail,
+        diag.message_hint,
+    )
 
 
 def first_line(exc: BaseException) -> str:

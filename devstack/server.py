@@ -48,9 +48,15 @@ from shared.config import Settings
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def build_app(database_url: str, keys: local_keys.LocalKeys, public_url: str, *,
-              loopback: bool = False, pool_size: int = 10,
-              acquire_timeout: float = 5.0) -> Starlette:
+def build_app(
+    database_url: str,
+    keys: local_keys.LocalKeys,
+    public_url: str,
+    *,
+    loopback: bool = False,
+    pool_size: int = 10,
+    acquire_timeout: float = 5.0,
+) -> Starlette:
     """The local stack as one ASGI app.
 
     `public_url` is where clients reach this app (http://host:port); the
@@ -77,8 +83,13 @@ def build_app(database_url: str, keys: local_keys.LocalKeys, public_url: str, *,
         return json_response({"status": "ok" if up else "database unavailable"}, 200 if up else 503)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return json_response({"message": f"No route for {request.url.path}",
-                              "hint": f"See {public_url}/ for what this server serves."}, 404)
+        return json_response(
+            {
+                "message": f"No route for {request.url.path}",
+                "hint": f"See {public_url}/ for what this server serves.",
+            },
+            404,
+        )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -87,19 +98,29 @@ def build_app(database_url: str, keys: local_keys.LocalKeys, public_url: str, *,
             yield
 
     app = Starlette(
-        routes=[Route("/", index), Route("/health", health),
-                Route("/rest/v1/{path:path}", rest.app),
-                Route("/functions/v1/{path:path}", functions)],
-        exception_handlers={404: not_found}, lifespan=lifespan)
+        routes=[
+            Route("/", index),
+            Route("/health", health),
+            Route("/rest/v1/{path:path}", rest.app),
+            Route("/functions/v1/{path:path}", functions),
+        ],
+        exception_handlers={404: not_found},
+        lifespan=lifespan,
+    )
     app.state.rest = rest
     return app
 
 
-def _functions_app(keys: local_keys.LocalKeys, public_url: str,
-                   loopback: Callable[[], ASGIApp] | None) -> Starlette:
-    settings = Settings(supabase_url=public_url, secret_keys=(keys.secret,),
-                        service_role_key=keys.service_role_jwt,
-                        publishable_keys=(keys.publishable,), anon_key=keys.anon_jwt)
+def _functions_app(
+    keys: local_keys.LocalKeys, public_url: str, loopback: Callable[[], ASGIApp] | None
+) -> Starlette:
+    settings = Settings(
+        supabase_url=public_url,
+        secret_keys=(keys.secret,),
+        service_role_key=keys.service_role_jwt,
+        publishable_keys=(keys.publishable,),
+        anon_key=keys.anon_jwt,
+    )
     if loopback is None:
         return create_functions_app(settings)
 
@@ -154,10 +175,10 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise OSError(f"port {port} on {host} is already in use; "
-                            "pass --port to pick another") from None
-        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                      "check --host and --port") from None
+            raise OSError(f"port {port} on {host} is already in use; pass --port to pick another") from None
+        raise OSError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port"
+        ) from None
     return sock
 
 
@@ -168,37 +189,43 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def banner(url: str, server: postgres.Server, keys: local_keys.LocalKeys,
-           applied: list[str], args: argparse.Namespace) -> str:
+def banner(
+    url: str,
+    server: postgres.Server,
+    keys: local_keys.LocalKeys,
+    applied: list[str],
+    args: argparse.Namespace,
+) -> str:
     migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
     stop = "the server"
     if server.embedded is not None:
         stop += f", then Postgres (its data stays in {args.data_dir / 'postgres'})"
-    return "\n".join([
-        f"recsys-exp dev: local stack on {url} ({migrations})",
-        "",
-        f"  API URL           {url}",
-        f"  RPC               {url}/rest/v1/rpc/<function>",
-        f"  Functions         {url}/functions/v1/<name>",
-        f"  Database          {postgres.redact(server.url)}",
-        "",
-        "  Keys: LOCAL DEVELOPMENT ONLY (public defaults unless RECSYS_* are set)",
-        f"  Publishable key   {keys.publishable}",
-        f"  Secret key        {keys.secret}",
-        f"  JWT secret        {keys.jwt_secret}",
-        f"  anon key          {keys.anon_jwt}",
-        f"  service_role key  {keys.service_role_jwt}",
-        "",
-        f"Ctrl-C stops {stop}.",
-    ])
+    return "\n".join(
+        [
+            f"recsys-exp dev: local stack on {url} ({migrations})",
+            "",
+            f"  API URL           {url}",
+            f"  RPC               {url}/rest/v1/rpc/<function>",
+            f"  Functions         {url}/functions/v1/<name>",
+            f"  Database          {postgres.redact(server.url)}",
+            "",
+            "  Keys: LOCAL DEVELOPMENT ONLY (public defaults unless RECSYS_* are set)",
+            f"  Publishable key   {keys.publishable}",
+            f"  Secret key        {keys.secret}",
+            f"  JWT secret        {keys.jwt_secret}",
+            f"  anon key          {keys.anon_jwt}",
+            f"  service_role key  {keys.service_role_jwt}",
+            "",
+            f"Ctrl-C stops {stop}.",
+        ]
+    )
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> bool:
     """Run uvicorn on the bound socket until a stop signal; False if it
     never started (e.g. the app's startup failed)."""
     host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on",
-                                           log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info"))
     # uvicorn shuts down gracefully on Ctrl-C / SIGTERM, then hands the signal back.
     with suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))

@@ -15,8 +15,9 @@ def test_demo_measures_the_true_lift(pg_server: postgres.Server) -> None:
             key = demo.play(conn, plan)
             results = demo.measure(conn, key)
             tagged_days = conn.execute(
-                "select count(distinct day) from rec_variant_daily_metrics_v1"
-                " where experiment_key = %s", [key]).fetchone()
+                "select count(distinct day) from rec_variant_daily_metrics_v1 where experiment_key = %s",
+                [key],
+            ).fetchone()
     by_variant = {r.variant: r for r in results}
     assert set(by_variant) == {"control", "treatment"}
     assert sum(r.users for r in results) == plan.users

@@ -96,8 +96,9 @@ async def supabase_client(url: str, key: str, *, bearer: str | None = None) -> A
     `bearer` rides along as a signed-in user's access token would."""
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     async with httpx.AsyncClient(timeout=30) as transport:
-        options = AsyncClientOptions(httpx_client=transport, headers=headers,
-                                     auto_refresh_token=False, persist_session=False)
+        options = AsyncClientOptions(
+            httpx_client=transport, headers=headers, auto_refresh_token=False, persist_session=False
+        )
         yield await acreate_client(url, key, options)
 
 
@@ -106,8 +107,9 @@ async def rpc(client: AsyncClient, fn: str, params: dict[str, Any]) -> Any:
     return (await client.rpc(fn, params).execute()).data
 
 
-async def invoke(http: httpx.AsyncClient, name: str, body: Any = None, *,
-                 headers: dict[str, str] | None = None) -> httpx.Response:
+async def invoke(
+    http: httpx.AsyncClient, name: str, body: Any = None, *, headers: dict[str, str] | None = None
+) -> httpx.Response:
     """POST /functions/v1/<name> with the secret key unless headers say otherwise."""
     sent = key_headers(KEYS.secret) if headers is None else headers
     return await http.post(f"/functions/v1/{name}", json={} if body is None else body, headers=sent)

@@ -28,11 +28,14 @@ def keys(e2e_stack: Stack) -> Iterator[dict[str, str]]:
     made = {"active": new_key("e2e-roles"), "draft": new_key("e2e-roles-draft")}
     with httpx.Client(base_url=e2e_stack.url, timeout=30, headers=key_headers(KEYS.secret)) as http:
         for key in made.values():
-            r = http.post("/functions/v1/admin-create-experiment",
-                          json={"key": key, "variants": VARIANTS, "admin_id": ADMIN})
+            r = http.post(
+                "/functions/v1/admin-create-experiment",
+                json={"key": key, "variants": VARIANTS, "admin_id": ADMIN},
+            )
             assert r.status_code == 200, r.text
-        r = http.post("/functions/v1/admin-activate-experiment",
-                      json={"key": made["active"], "admin_id": ADMIN})
+        r = http.post(
+            "/functions/v1/admin-activate-experiment", json={"key": made["active"], "admin_id": ADMIN}
+        )
         assert r.status_code == 200, r.text
     yield made
 
@@ -43,12 +46,19 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
     return {
         "rec_assign_variant": {"experiment_key": active, "user_id": user},
         "rec_assign_variants": {"user_id": user},
-        "rec_set_user_variant": {"experiment_key": active, "user_id": user, "variant": "a",
-                                 "admin_id": ADMIN},
+        "rec_set_user_variant": {
+            "experiment_key": active,
+            "user_id": user,
+            "variant": "a",
+            "admin_id": ADMIN,
+        },
         "rec_reset_user_variant": {"experiment_key": active, "user_id": user, "admin_id": ADMIN},
         "rec_active_experiments": {},
-        "rec_create_experiment": {"experiment_key": new_key("e2e-roles-new"), "variants": VARIANTS,
-                                  "admin_id": ADMIN},
+        "rec_create_experiment": {
+            "experiment_key": new_key("e2e-roles-new"),
+            "variants": VARIANTS,
+            "admin_id": ADMIN,
+        },
         "rec_update_experiment": {"experiment_key": active, "admin_id": ADMIN, "name": "taken over"},
         "rec_activate_experiment": {"experiment_key": draft, "admin_id": ADMIN},
         "rec_end_experiment": {"experiment_key": active, "admin_id": ADMIN},
@@ -64,10 +74,14 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
 
 
 def state(stack: Stack) -> tuple[Any, ...]:
-    return (audit_count(stack),
-            stack.sql("select key, status, name, salt, updated_at from public.rec_experiments order by key"),
-            stack.sql("select experiment_id, user_id, variant, assignment_mode"
-                      " from public.rec_user_experiment_assignments order by 1, 2"))
+    return (
+        audit_count(stack),
+        stack.sql("select key, status, name, salt, updated_at from public.rec_experiments order by key"),
+        stack.sql(
+            "select experiment_id, user_id, variant, assignment_mode"
+            " from public.rec_user_experiment_assignments order by 1, 2"
+        ),
+    )
 
 
 async def refused(client: AsyncClient, fn: str, args: dict[str, Any]) -> APIError:
@@ -77,9 +91,13 @@ async def refused(client: AsyncClient, fn: str, args: dict[str, Any]) -> APIErro
 
 
 def test_the_list_covers_every_rpc(e2e_stack: Stack, keys: dict[str, str]) -> None:
-    in_db = {row[0] for row in e2e_stack.sql(
-        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-        "where n.nspname = 'public' and p.proname like 'rec\\_%'")}
+    in_db = {
+        row[0]
+        for row in e2e_stack.sql(
+            "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname = 'public' and p.proname like 'rec\\_%'"
+        )
+    }
     assert in_db == set(every_rpc(keys, str(uuid.uuid4())))
 
 
@@ -96,8 +114,10 @@ async def test_anon_reaches_no_rpc(e2e_stack: Stack, keys: dict[str, str], key: 
 
 async def test_user_assigns_only_themselves(e2e_stack: Stack, keys: dict[str, str]) -> None:
     me, someone_else = str(uuid.uuid4()), str(uuid.uuid4())
-    async with supabase_client(e2e_stack.url, KEYS.publishable, bearer=KEYS.user_jwt(me)) as user, \
-            supabase_client(e2e_stack.url, KEYS.secret) as service:
+    async with (
+        supabase_client(e2e_stack.url, KEYS.publishable, bearer=KEYS.user_jwt(me)) as user,
+        supabase_client(e2e_stack.url, KEYS.secret) as service,
+    ):
         mine = await rpc(user, "rec_assign_variants", {"user_id": me})
         active = {row["key"] for row in await rpc(service, "rec_active_experiments", {})}
         assert set(mine) == active and mine[keys["active"]] in ("a", "b")
@@ -109,9 +129,10 @@ async def test_user_assigns_only_themselves(e2e_stack: Stack, keys: dict[str, st
         assert {r["assignment_mode"] for r in stored} == {"auto"}
 
         before = state(e2e_stack)
-        for fn, args in (("rec_assign_variants", {"user_id": someone_else}),
-                         ("rec_assign_variant", {"experiment_key": keys["active"],
-                                                 "user_id": someone_else})):
+        for fn, args in (
+            ("rec_assign_variants", {"user_id": someone_else}),
+            ("rec_assign_variant", {"experiment_key": keys["active"], "user_id": someone_else}),
+        ):
             error = await refused(user, fn, args)
             assert error.code == "42501" and "themselves" in (error.message or ""), error
         for fn, args in every_rpc(keys, me).items():
@@ -132,5 +153,6 @@ async def test_user_jwt_must_be_ours_and_current(e2e_stack: Stack, keys: dict[st
         async with supabase_client(e2e_stack.url, KEYS.publishable, bearer=token) as user:
             error = await refused(user, "rec_assign_variants", {"user_id": me})
             assert error.code == code, error
-    assert e2e_stack.sql("select count(*) from public.rec_user_experiment_assignments where user_id = %s",
-                         [me]) == [(0,)]
+    assert e2e_stack.sql(
+        "select count(*) from public.rec_user_experiment_assignments where user_id = %s", [me]
+    ) == [(0,)]

@@ -88,13 +88,29 @@ def test_functions_data_survives_a_restart(dedicated: Dedicated) -> None:
     key = new_key("e2e-restart")
     pinned, auto_user = str(uuid.uuid4()), str(uuid.uuid4())
     with serve_stack(dedicated.url) as stack:
-        ok(stack.url, "admin-create-experiment", {"key": key, "variants": VARIANTS, "admin_id": ADMIN,
-                                                  "name": "kept", "salt_rotation_interval": "30 days"})
+        ok(
+            stack.url,
+            "admin-create-experiment",
+            {
+                "key": key,
+                "variants": VARIANTS,
+                "admin_id": ADMIN,
+                "name": "kept",
+                "salt_rotation_interval": "30 days",
+            },
+        )
         ok(stack.url, "admin-activate-experiment", {"key": key, "admin_id": ADMIN})
-        ok(stack.url, "admin-set-user-variant", {"key": key, "user_id": pinned, "variant": "b",
-                                                 "admin_id": ADMIN})
-        assigned = httpx.post(f"{stack.url}/rest/v1/rpc/rec_assign_variant", headers=SECRET,
-                              json={"experiment_key": key, "user_id": auto_user}, timeout=30)
+        ok(
+            stack.url,
+            "admin-set-user-variant",
+            {"key": key, "user_id": pinned, "variant": "b", "admin_id": ADMIN},
+        )
+        assigned = httpx.post(
+            f"{stack.url}/rest/v1/rpc/rec_assign_variant",
+            headers=SECRET,
+            json={"experiment_key": key, "user_id": auto_user},
+            timeout=30,
+        )
         assert assigned.status_code == 200, assigned.text
         before = {
             "experiment": ok(stack.url, "admin-get-experiment", {"key": key}),
@@ -119,8 +135,12 @@ def test_functions_data_survives_a_restart(dedicated: Dedicated) -> None:
         assert after == before
         assert [r["key"] for r in after["list"]].count("swipe-blend") == 1
         assert after["experiment"]["status"] == "active" and after["experiment"]["name"] == "kept"
-        again = httpx.post(f"{stack.url}/rest/v1/rpc/rec_assign_variant", headers=SECRET,
-                           json={"experiment_key": key, "user_id": auto_user}, timeout=30)
+        again = httpx.post(
+            f"{stack.url}/rest/v1/rpc/rec_assign_variant",
+            headers=SECRET,
+            json={"experiment_key": key, "user_id": auto_user},
+            timeout=30,
+        )
         assert again.json() == assigned.json()  # sticky across the restart
         ended = ok(stack.url, "admin-end-experiment", {"key": key, "admin_id": ADMIN})
         assert ended["status"] == "ended"  # and it still takes writes
@@ -129,16 +149,19 @@ def test_functions_data_survives_a_restart(dedicated: Dedicated) -> None:
 async def test_database_outage_is_503_then_heals(dedicated: Dedicated) -> None:
     key = new_key("e2e-outage")
     with serve_stack(dedicated.url, acquire_timeout=1.0) as stack:
-        async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=SECRET) as http, \
-                supabase_client(stack.url, KEYS.secret) as service:
+        async with (
+            httpx.AsyncClient(base_url=stack.url, timeout=30, headers=SECRET) as http,
+            supabase_client(stack.url, KEYS.secret) as service,
+        ):
             listed = await http.post("/functions/v1/admin-list-experiments", json={})
             assert listed.status_code == 200, listed.text
 
             dedicated.kill_switch()
-            for name, body in (("admin-list-experiments", {}),
-                               ("admin-create-experiment",
-                                {"key": key, "variants": VARIANTS, "admin_id": ADMIN}),
-                               ("admin-get-experiment", {"key": "swipe-blend"})):
+            for name, body in (
+                ("admin-list-experiments", {}),
+                ("admin-create-experiment", {"key": key, "variants": VARIANTS, "admin_id": ADMIN}),
+                ("admin-get-experiment", {"key": "swipe-blend"}),
+            ):
                 down = await http.post(f"/functions/v1/{name}", json=body)
                 error = failure(down, 503)
                 assert "unavailable" in error["message"] or "retry" in error["message"], error
@@ -153,15 +176,18 @@ async def test_database_outage_is_503_then_heals(dedicated: Dedicated) -> None:
             answers: list[int] = []
 
             def healed() -> bool:
-                r = httpx.post(f"{stack.url}/functions/v1/admin-list-experiments", json={},
-                               headers=SECRET, timeout=30)
+                r = httpx.post(
+                    f"{stack.url}/functions/v1/admin-list-experiments", json={}, headers=SECRET, timeout=30
+                )
                 answers.append(r.status_code)
                 return r.status_code == 200
 
             poll(healed, limit=30, what="functions answering again after Postgres restarted")
             assert set(answers) <= {200, 503}, answers
-            created = await http.post("/functions/v1/admin-create-experiment",
-                                      json={"key": key, "variants": VARIANTS, "admin_id": ADMIN})
+            created = await http.post(
+                "/functions/v1/admin-create-experiment",
+                json={"key": key, "variants": VARIANTS, "admin_id": ADMIN},
+            )
             assert created.status_code == 200, created.text  # the 503 create had written nothing
             assigned = await rpc(service, "rec_assign_variants", {"user_id": str(uuid.uuid4())})
             assert "swipe-blend" in assigned
@@ -178,8 +204,10 @@ def test_stack_started_while_its_database_is_down_serves_once_it_is_up(dedicated
             failure(down, 503)
             assert stack.rest.login_role == "authenticator"  # the intended login, kept
             dedicated.power_on()
-            poll(lambda: post(stack.url, "admin-list-experiments", {}).status_code == 200,
-                 what="functions answering once Postgres is up")
+            poll(
+                lambda: post(stack.url, "admin-list-experiments", {}).status_code == 200,
+                what="functions answering once Postgres is up",
+            )
             assert "swipe-blend" in {row["key"] for row in ok(stack.url, "admin-list-experiments", {})}
     finally:
         dedicated.power_on()

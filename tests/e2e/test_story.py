@@ -44,9 +44,8 @@ async def assign_all(client: AsyncClient, users: list[str]) -> dict[str, dict[st
     """rec_assign_variants for every user (a few requests at a time): user → map."""
     maps: dict[str, dict[str, str]] = {}
     for start in range(0, len(users), 10):
-        chunk = users[start:start + 10]
-        results = await asyncio.gather(*(rpc(client, "rec_assign_variants", {"user_id": u})
-                                         for u in chunk))
+        chunk = users[start : start + 10]
+        results = await asyncio.gather(*(rpc(client, "rec_assign_variants", {"user_id": u}) for u in chunk))
         maps.update(zip(chunk, results, strict=True))
     return maps
 
@@ -69,7 +68,9 @@ def write_traffic(stack: Stack, maps: dict[str, dict[str, str]]) -> tuple[date, 
             context = {"experiments": experiments, "surface": "home"}
             impression = conn.execute(
                 "insert into public.rec_impressions (user_id, item_id, request_context) "
-                "values (%s, %s, %s) returning id", [user, f"item-{i}", Jsonb(context)]).fetchone()
+                "values (%s, %s, %s) returning id",
+                [user, f"item-{i}", Jsonb(context)],
+            ).fetchone()
             assert impression is not None
             outcomes = []
             if i % 3 == 0:
@@ -77,28 +78,41 @@ def write_traffic(stack: Stack, maps: dict[str, dict[str, str]]) -> tuple[date, 
             if i % 5 == 0:
                 outcomes.append(("save", 2.5))
             for outcome, value in outcomes:
-                conn.execute("insert into public.rec_outcomes (impression_id, user_id, outcome, value) "
-                             "values (%s, %s, %s, %s)", [impression[0], user, outcome, value])
+                conn.execute(
+                    "insert into public.rec_outcomes (impression_id, user_id, outcome, value) "
+                    "values (%s, %s, %s, %s)",
+                    [impression[0], user, outcome, value],
+                )
             for exp_key, variant in experiments.items():
                 tally = expected.setdefault(f"{exp_key}\0{variant}", Counter())
                 tally["impressions"] += 1
                 tally["outcomes"] += len(outcomes)
                 tally["engaged_impressions"] += bool(outcomes)
-                values[f"{exp_key}\0{variant}"] = (values.get(f"{exp_key}\0{variant}", 0.0)
-                                                   + sum(v for _, v in outcomes))
-        conn.execute("insert into public.rec_impressions (user_id, item_id) values (%s, 'untagged')",
-                     [str(uuid.uuid4())])
+                values[f"{exp_key}\0{variant}"] = values.get(f"{exp_key}\0{variant}", 0.0) + sum(
+                    v for _, v in outcomes
+                )
+        conn.execute(
+            "insert into public.rec_impressions (user_id, item_id) values (%s, 'untagged')",
+            [str(uuid.uuid4())],
+        )
         row = conn.execute("select (now() at time zone 'UTC')::date").fetchone()
         assert row is not None
         day: date = row[0]
     rows = []
     for tag, tally in sorted(expected.items()):
         exp_key, variant = tag.split("\0")
-        rows.append({"day": day.isoformat(), "experiment_key": exp_key, "variant": variant,
-                     "impressions": tally["impressions"], "users": tally["impressions"],
-                     "outcomes": tally["outcomes"],
-                     "engaged_impressions": tally["engaged_impressions"],
-                     "outcome_value": values[tag]})
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "experiment_key": exp_key,
+                "variant": variant,
+                "impressions": tally["impressions"],
+                "users": tally["impressions"],
+                "outcomes": tally["outcomes"],
+                "engaged_impressions": tally["engaged_impressions"],
+                "outcome_value": values[tag],
+            }
+        )
     return day, rows
 
 
@@ -110,18 +124,31 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
 
     async with supabase_client(stack.url, KEYS.secret) as admin:
         # -- create (through supabase-py's functions.invoke), edit while draft, start
-        created = await admin.functions.invoke("admin-create-experiment", invoke_options={
-            "responseType": "json",
-            "body": {"key": key, "admin_id": ADMIN, "name": "E2E story", "variants": DRAFT_VARIANTS,
-                     "description": "end to end", "salt_rotation_interval": "7 days"}})
+        created = await admin.functions.invoke(
+            "admin-create-experiment",
+            invoke_options={
+                "responseType": "json",
+                "body": {
+                    "key": key,
+                    "admin_id": ADMIN,
+                    "name": "E2E story",
+                    "variants": DRAFT_VARIANTS,
+                    "description": "end to end",
+                    "salt_rotation_interval": "7 days",
+                },
+            },
+        )
         assert isinstance(created, dict)
         experiment = created["data"]
         assert experiment["key"] == key and experiment["status"] == "draft"
         assert experiment["variants"] == DRAFT_VARIANTS and experiment["started_at"] is None
         assert experiment["salt_rotation_interval"] in ("7 days", "P7D")
 
-        updated = await call(http, "admin-update-experiment", {
-            "key": key, "admin_id": ADMIN, "name": "E2E story (renamed)", "variants": VARIANTS})
+        updated = await call(
+            http,
+            "admin-update-experiment",
+            {"key": key, "admin_id": ADMIN, "name": "E2E story (renamed)", "variants": VARIANTS},
+        )
         assert updated["name"] == "E2E story (renamed)" and updated["variants"] == VARIANTS
         assert updated["description"] == "end to end" and updated["status"] == "draft"
 
@@ -150,15 +177,34 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
 
         # -- override, and back to the rule
         pinned = next(u for u in users if first[u] == "control")
-        assert await call(http, "admin-set-user-variant", {
-            "key": key, "user_id": pinned, "variant": "ranker_v2", "admin_id": ADMIN}) == "ranker_v2"
+        assert (
+            await call(
+                http,
+                "admin-set-user-variant",
+                {"key": key, "user_id": pinned, "variant": "ranker_v2", "admin_id": ADMIN},
+            )
+            == "ranker_v2"
+        )
         assert await variant_of(admin, key, pinned) == "ranker_v2"
         assert (await rpc(admin, "rec_assign_variants", {"user_id": pinned}))[key] == "ranker_v2"
-        assert await call(http, "admin-reset-user-variant", {
-            "key": key, "user_id": pinned, "admin_id": ADMIN}) == "control"
+        assert (
+            await call(http, "admin-reset-user-variant", {"key": key, "user_id": pinned, "admin_id": ADMIN})
+            == "control"
+        )
         assert await variant_of(admin, key, pinned) == "control"
-        assert await call(http, "admin-set-user-variant", {  # pinned again, for the rotations
-            "key": key, "user_id": pinned, "variant": "ranker_v2", "admin_id": ADMIN}) == "ranker_v2"
+        assert (
+            await call(
+                http,
+                "admin-set-user-variant",
+                {  # pinned again, for the rotations
+                    "key": key,
+                    "user_id": pinned,
+                    "variant": "ranker_v2",
+                    "admin_id": ADMIN,
+                },
+            )
+            == "ranker_v2"
+        )
         current = {**first, pinned: "ranker_v2"}
 
         # -- rotate without reassign: every stored user keeps their variant
@@ -175,8 +221,10 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
         salt = rebucket["salt"]
         assert salt != rotated["salt"]
         counts = (await call(http, "admin-get-experiment", {"key": key}))["assignment_counts"]
-        assert counts == [{"variant": "control", "auto": 0, "manual": 0, "total": 0},
-                          {"variant": "ranker_v2", "auto": 0, "manual": 1, "total": 1}]
+        assert counts == [
+            {"variant": "control", "auto": 0, "manual": 0, "total": 0},
+            {"variant": "ranker_v2", "auto": 0, "manual": 1, "total": 1},
+        ]
         after = {u: m[key] for u, m in (await assign_all(admin, users)).items()}
         for user in users:
             assert after[user] == ("ranker_v2" if user == pinned else assign(salt, user, VARIANTS)), user
@@ -184,8 +232,10 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
         current = after
 
         # -- the scheduler's call: only what is due rotates, and nobody moves
-        stack.sql("update public.rec_experiments set salt_rotated_at = now() - interval '8 days' "
-                  "where key = %s", [key])
+        stack.sql(
+            "update public.rec_experiments set salt_rotated_at = now() - interval '8 days' where key = %s",
+            [key],
+        )
         assert await call(http, "admin-rotate-salt", {"due": True}) == {"rotated": [key]}
         assert await call(http, "admin-rotate-salt", {"due": True}) == {"rotated": []}
         scheduled_salt = (await call(http, "admin-get-experiment", {"key": key}))["salt"]
@@ -205,12 +255,13 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
     assert got["status"] == "ended" and got["name"] == "E2E story (renamed)"
     assert got["assignment_counts"] == [
         {"variant": "control", "auto": tally["control"], "manual": 0, "total": tally["control"]},
-        {"variant": "ranker_v2", "auto": tally["ranker_v2"] - 1, "manual": 1,
-         "total": tally["ranker_v2"]}]
+        {"variant": "ranker_v2", "auto": tally["ranker_v2"] - 1, "manual": 1, "total": tally["ranker_v2"]},
+    ]
     assert got["daily_metrics"] == metrics
     assert sum(row["impressions"] for row in metrics) == USERS  # the untagged one counts nowhere
-    ranged = await call(http, "admin-get-experiment", {"key": key, "from_day": day.isoformat(),
-                                                      "to_day": day.isoformat()})
+    ranged = await call(
+        http, "admin-get-experiment", {"key": key, "from_day": day.isoformat(), "to_day": day.isoformat()}
+    )
     assert ranged["daily_metrics"] == metrics
     later = date.fromordinal(day.toordinal() + 1).isoformat()
     assert (await call(http, "admin-get-experiment", {"key": key, "from_day": later}))["daily_metrics"] == []
@@ -220,18 +271,27 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
     assert audit_count(stack) - audit_start == len(entries) == 10
     trail = list(reversed(entries))
     assert [e["action"] for e in trail] == [
-        "create_experiment", "update_experiment", "activate_experiment", "set_user_variant",
-        "reset_user_variant", "set_user_variant", "rotate_salt", "rotate_salt", "rotate_salt",
-        "end_experiment"]
+        "create_experiment",
+        "update_experiment",
+        "activate_experiment",
+        "set_user_variant",
+        "reset_user_variant",
+        "set_user_variant",
+        "rotate_salt",
+        "rotate_salt",
+        "rotate_salt",
+        "end_experiment",
+    ]
     assert [e["id"] for e in trail] == sorted(e["id"] for e in trail)
     assert all(e["experiment_key"] == key for e in trail)
     assert [e["actor_id"] for e in trail] == [ADMIN] * 8 + [None, ADMIN]  # the scheduler has none
     assert set(trail[1]["details"]["changes"]) == {"name", "variants"}
-    assert trail[1]["details"]["changes"]["name"] == {"before": "E2E story",
-                                                     "after": "E2E story (renamed)"}
+    assert trail[1]["details"]["changes"]["name"] == {"before": "E2E story", "after": "E2E story (renamed)"}
     assert trail[3]["details"]["user_id"] == pinned
-    assert [(e["details"]["reassign"], e["details"]["scheduled"], e["details"]["auto_assignments_removed"])
-            for e in trail[6:9]] == [(False, False, 0), (True, False, USERS), (False, True, 0)]
+    assert [
+        (e["details"]["reassign"], e["details"]["scheduled"], e["details"]["auto_assignments_removed"])
+        for e in trail[6:9]
+    ] == [(False, False, 0), (True, False, USERS), (False, True, 0)]
     assert trail[9]["details"]["before"] == {"status": "active"}
     newest = await call(http, "admin-audit-log", {"max_rows": 1})
     assert newest == [entries[0]]
@@ -241,32 +301,44 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
     mine = [row for row in ended_rows if row["key"] == key]
     assert len(mine) == 1 and mine[0]["assigned_users"] == len(users) and mine[0]["manual_users"] == 1
     for status in ("active", "draft"):
-        assert key not in {row["key"] for row in await call(http, "admin-list-experiments",
-                                                            {"status": status})}
+        assert key not in {
+            row["key"] for row in await call(http, "admin-list-experiments", {"status": status})
+        }
     assert key in {row["key"] for row in await call(http, "admin-list-experiments")}
 
     # -- users: by uuid (assignment-only), then by e-mail prefix once they have accounts
     found = await call(http, "admin-search-users", {"query": pinned})
-    assert found == [{"user_id": pinned, "email": None, "created_at": None,
-                      "assignments": len(active_keys)}]  # every experiment active when assigned
+    assert found == [
+        {"user_id": pinned, "email": None, "created_at": None, "assignments": len(active_keys)}
+    ]  # every experiment active when assigned
     tag = uuid.uuid4().hex[:8]
     other = str(uuid.uuid4())
-    stack.sql("insert into auth.users (id, email) values (%s, %s), (%s, %s)",
-              [pinned, f"e2e-{tag}-ann@example.com", other, f"e2e-{tag}-bob@example.com"])
+    stack.sql(
+        "insert into auth.users (id, email) values (%s, %s), (%s, %s)",
+        [pinned, f"e2e-{tag}-ann@example.com", other, f"e2e-{tag}-bob@example.com"],
+    )
     by_prefix = await call(http, "admin-search-users", {"query": f"E2E-{tag}-"})
     assert [(r["user_id"], r["email"], r["assignments"]) for r in by_prefix] == [
-        (pinned, f"e2e-{tag}-ann@example.com", len(active_keys)), (other, f"e2e-{tag}-bob@example.com", 0)]
+        (pinned, f"e2e-{tag}-ann@example.com", len(active_keys)),
+        (other, f"e2e-{tag}-bob@example.com", 0),
+    ]
     assert len(await call(http, "admin-search-users", {"query": f"e2e-{tag}-", "max_rows": 1})) == 1
-    assert (await call(http, "admin-search-users", {"query": pinned}))[0]["email"] == \
-        f"e2e-{tag}-ann@example.com"
+    assert (await call(http, "admin-search-users", {"query": pinned}))[0][
+        "email"
+    ] == f"e2e-{tag}-ann@example.com"
 
     rows = {r["key"]: r for r in await call(http, "admin-user-assignments", {"user_id": pinned})}
     assert set(rows) == active_keys
     assert {k: rows[key][k] for k in ("status", "variant", "assignment_mode", "assigned_by")} == {
-        "status": "ended", "variant": "ranker_v2", "assignment_mode": "manual", "assigned_by": ADMIN}
+        "status": "ended",
+        "variant": "ranker_v2",
+        "assignment_mode": "manual",
+        "assigned_by": ADMIN,
+    }
     assert rows[key]["rule_variant"] == assign(scheduled_salt, pinned, VARIANTS)
     auto_user = next(u for u in users if u != pinned)
-    auto_row = next(r for r in await call(http, "admin-user-assignments", {"user_id": auto_user})
-                    if r["key"] == key)
+    auto_row = next(
+        r for r in await call(http, "admin-user-assignments", {"user_id": auto_user}) if r["key"] == key
+    )
     assert auto_row["assignment_mode"] == "auto" and auto_row["assigned_by"] is None
     assert auto_row["variant"] == current[auto_user]

@@ -82,14 +82,18 @@ async def test_wrong_method_is_405_json(method: str, client: httpx.AsyncClient) 
     assert_cors(response)
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/functions/v1/admin-list-experiments"),
-    ("DELETE", "/functions/v1/admin-end-experiment"),
-    ("POST", "/functions/v1/admin-nope"),
-    ("PROPFIND", "/functions/v1/admin-list-experiments"),
-])
-async def test_caller_check_comes_before_404_and_405(method: str, path: str,
-                                                     client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/functions/v1/admin-list-experiments"),
+        ("DELETE", "/functions/v1/admin-end-experiment"),
+        ("POST", "/functions/v1/admin-nope"),
+        ("PROPFIND", "/functions/v1/admin-list-experiments"),
+    ],
+)
+async def test_caller_check_comes_before_404_and_405(
+    method: str, path: str, client: httpx.AsyncClient
+) -> None:
     """Nothing about the functions is revealed to a caller without a service key."""
     response = await client.request(method, path)
     assert response.status_code == 401

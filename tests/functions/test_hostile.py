@@ -177,9 +177,7 @@ async def test_invalid_fields_are_422(
 async def test_validation_details_name_the_field(call: Caller, no_postgrest: respx.MockRouter) -> None:
     body = {**VALID["admin-create-experiment"], "variants": [{"name": "a", "weight": -1}]}
     details = (await call("admin-create-experiment", body)).json()["error"]["details"]
-    assert details == [
-        {"loc": ["variants", 0, "weight"], "msg": "Weight must be between 0 and 1000000"}
-    ]
+    assert details == [{"loc": ["variants", 0, "weight"], "msg": "Weight must be between 0 and 1000000"}]
 
 
 async def test_huge_unknown_field_name_is_clipped(call: Caller, no_postgrest: respx.MockRouter) -> None:

@@ -43,6 +43,5 @@ GOOD_VARIANTS: dict[str, str] = {
     "name-charset": '[{"name": "Az09_.-", "weight": 1e-3}]',
 }
 
-BAD_KEYS = ["", "Upper", "-lead", "_lead", ".lead", "a" * 65, "has space", "\u00fcml", "a\n",
-            "semi;colon"]
+BAD_KEYS = ["", "Upper", "-lead", "_lead", ".lead", "a" * 65, "has space", "\u00fcml", "a\n", "semi;colon"]
 GOOD_KEYS = ["a", "0", "a" * 64, "a.b-c_d9"]

@@ -18,8 +18,13 @@ from psycopg import sql
 from devstack import migrate, postgres
 from devstack.platform import OWNER, Regime
 
-TABLES = ("rec_audit_log", "rec_outcomes", "rec_impressions",
-          "rec_user_experiment_assignments", "rec_experiments")
+TABLES = (
+    "rec_audit_log",
+    "rec_outcomes",
+    "rec_impressions",
+    "rec_user_experiment_assignments",
+    "rec_experiments",
+)
 ADMIN = "00000000-0000-4000-8000-00000000ad01"
 
 
@@ -60,14 +65,20 @@ def acting_as(conn: psycopg.Connection, role: str, sub: str | None = None) -> It
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
 
 
-def create_experiment(conn: psycopg.Connection, key: str, variants: list[dict[str, Any]],
-                      *, active: bool = True, salt: str | None = None,
-                      interval: str | None = None) -> dict[str, Any]:
+def create_experiment(
+    conn: psycopg.Connection,
+    key: str,
+    variants: list[dict[str, Any]],
+    *,
+    active: bool = True,
+    salt: str | None = None,
+    interval: str | None = None,
+) -> dict[str, Any]:
     """Create (and by default activate) an experiment through the RPCs."""
     conn.execute(
-        "select rec_create_experiment(%s, %s::jsonb, %s, salt => %s,"
-        " salt_rotation_interval => %s::interval)",
-        [key, json.dumps(variants), ADMIN, salt, interval])
+        "select rec_create_experiment(%s, %s::jsonb, %s, salt => %s, salt_rotation_interval => %s::interval)",
+        [key, json.dumps(variants), ADMIN, salt, interval],
+    )
     if active:
         conn.execute("select rec_activate_experiment(%s, %s)", [key, ADMIN])
     row = conn.execute("select to_jsonb(e) from rec_experiments e where key = %s", [key]).fetchone()
@@ -82,6 +93,7 @@ def audit_count(conn: psycopg.Connection) -> int:
 
 
 # --- helpers shared by the SQL tests ---------------------------------------
+
 
 def sqlstate_of(call: Any) -> str | None:
     """Run `call()`; the SQLSTATE it raised, or None if it succeeded."""
@@ -125,18 +137,23 @@ def assignments(conn: psycopg.Connection, key: str) -> dict[uuid.UUID, tuple[str
     rows = conn.execute(
         "select a.user_id, a.variant, a.assignment_mode, a.assigned_by"
         "  from rec_user_experiment_assignments a join rec_experiments e on e.id = a.experiment_id"
-        " where e.key = %s", [key]).fetchall()
+        " where e.key = %s",
+        [key],
+    ).fetchall()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 def snapshot(conn: psycopg.Connection) -> dict[str, Any]:
     """Everything an admin action could change, to prove a refused one changed nothing."""
+
     def rows(query: str) -> list[Any]:
         return [r[0] for r in conn.execute(query).fetchall()]
+
     return {
         "experiments": rows("select to_jsonb(e) from rec_experiments e order by key"),
-        "assignments": rows("select to_jsonb(a) from rec_user_experiment_assignments a"
-                            " order by experiment_id, user_id"),
+        "assignments": rows(
+            "select to_jsonb(a) from rec_user_experiment_assignments a order by experiment_id, user_id"
+        ),
         "audit": rows("select to_jsonb(l) from rec_audit_log l order by id"),
     }
 

@@ -49,11 +49,15 @@ def three(db: psycopg.Connection) -> psycopg.Connection:
 
 # --- rec_list_experiments / rec_active_experiments ------------------------------
 
+
 def test_list_experiments_with_counts(three: psycopg.Connection) -> None:
     rows = {r["key"]: r for r in dict_rows(three, "select * from rec_list_experiments()")}
     assert set(rows) == {"d", "a", "e"}
     assert {k: (r["status"], r["assigned_users"], r["manual_users"]) for k, r in rows.items()} == {
-        "d": ("draft", 0, 0), "a": ("active", 4, 1), "e": ("ended", 2, 0)}
+        "d": ("draft", 0, 0),
+        "a": ("active", 4, 1),
+        "e": ("ended", 2, 0),
+    }
     assert rows["a"]["variants"] == ABC and rows["a"]["salt"] == "sa"
 
 
@@ -81,6 +85,7 @@ def test_active_experiments(three: psycopg.Connection) -> None:
 
 # --- rec_get_experiment ------------------------------------------------------------
 
+
 def counts_by_variant(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {c["variant"]: (c["auto"], c["manual"]) for c in payload["assignment_counts"]}
 
@@ -93,15 +98,15 @@ def test_get_experiment_counts_per_variant_and_mode(three: psycopg.Connection) -
         "select variant, count(*) filter (where assignment_mode = 'auto'),"
         "       count(*) filter (where assignment_mode = 'manual')"
         "  from rec_user_experiment_assignments where experiment_id = %s group by variant",
-        [e["id"]]).fetchall()
+        [e["id"]],
+    ).fetchall()
     expected = {"a": (0, 0), "b": (0, 0), "c": (0, 0)}
     expected.update({v: (auto, manual) for v, auto, manual in stored})
     assert counts_by_variant(got) == expected
     assert expected["c"] == (0, 1)
     assert sum(a + m for a, m in expected.values()) == 4
     draft = scalar(three, "select rec_get_experiment('d')")
-    assert draft["status"] == "draft" and counts_by_variant(draft) == {"control": (0, 0),
-                                                                      "treatment": (0, 0)}
+    assert draft["status"] == "draft" and counts_by_variant(draft) == {"control": (0, 0), "treatment": (0, 0)}
 
 
 def test_get_experiment_unknown_is_p0002(three: psycopg.Connection) -> None:
@@ -111,8 +116,15 @@ def test_get_experiment_unknown_is_p0002(three: psycopg.Connection) -> None:
 
 # --- rec_search_users ------------------------------------------------------------
 
-EMAILS = ["Alice@Example.com", "alice.smith@x.org", "bob@x.org", "al_x@x.org", "al%y@x.org",
-          "alpha@x.org", "back\\slash@x.org"]
+EMAILS = [
+    "Alice@Example.com",
+    "alice.smith@x.org",
+    "bob@x.org",
+    "al_x@x.org",
+    "al%y@x.org",
+    "alpha@x.org",
+    "back\\slash@x.org",
+]
 
 
 @pytest.fixture
@@ -122,8 +134,9 @@ def accounts(db: psycopg.Connection) -> dict[str, uuid.UUID]:
     db.execute("reset role")
     try:
         with db.cursor() as cur:
-            cur.executemany("insert into auth.users (id, email) values (%s, %s)",
-                            [(i, e) for e, i in ids.items()])
+            cur.executemany(
+                "insert into auth.users (id, email) values (%s, %s)", [(i, e) for e, i in ids.items()]
+            )
     finally:
         db.execute("set role rec_migrator")
     return ids
@@ -149,8 +162,9 @@ def test_search_by_exact_uuid_of_an_account(db: psycopg.Connection, accounts: di
     assert [r["user_id"] for r in search(db, f"  {bob}  ")] == [bob]
 
 
-def test_search_finds_ids_seen_only_in_assignments(db: psycopg.Connection,
-                                                   accounts: dict[str, uuid.UUID]) -> None:
+def test_search_finds_ids_seen_only_in_assignments(
+    db: psycopg.Connection, accounts: dict[str, uuid.UUID]
+) -> None:
     create_experiment(db, "exp", AB)
     create_experiment(db, "exp2", AB)
     anonymous, stranger = uuids(2, seed=82)
@@ -160,27 +174,37 @@ def test_search_finds_ids_seen_only_in_assignments(db: psycopg.Connection,
     assert search(db, str(stranger)) == []
 
 
-def test_search_by_email_prefix_is_case_insensitive(db: psycopg.Connection,
-                                                    accounts: dict[str, uuid.UUID]) -> None:
+def test_search_by_email_prefix_is_case_insensitive(
+    db: psycopg.Connection, accounts: dict[str, uuid.UUID]
+) -> None:
     assert emails(search(db, "ALI")) == {"Alice@Example.com", "alice.smith@x.org"}
     assert emails(search(db, "alice@example.COM")) == {"Alice@Example.com"}
-    assert emails(search(db, "a")) == {"Alice@Example.com", "alice.smith@x.org", "al_x@x.org",
-                                       "al%y@x.org", "alpha@x.org"}
+    assert emails(search(db, "a")) == {
+        "Alice@Example.com",
+        "alice.smith@x.org",
+        "al_x@x.org",
+        "al%y@x.org",
+        "alpha@x.org",
+    }
     assert search(db, "x.org") == []  # a prefix, not a substring
     rows = search(db, "bob")
     assert [(r["user_id"], r["assignments"]) for r in rows] == [(accounts["bob@x.org"], 0)]
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("al_", {"al_x@x.org"}),
-    ("al%", {"al%y@x.org"}),
-    ("%", set()),
-    ("_", set()),
-    ("back\\", {"back\\slash@x.org"}),
-    ("\\", set()),
-])
-def test_search_treats_like_wildcards_literally(db: psycopg.Connection, accounts: dict[str, uuid.UUID],
-                                                query: str, expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("al_", {"al_x@x.org"}),
+        ("al%", {"al%y@x.org"}),
+        ("%", set()),
+        ("_", set()),
+        ("back\\", {"back\\slash@x.org"}),
+        ("\\", set()),
+    ],
+)
+def test_search_treats_like_wildcards_literally(
+    db: psycopg.Connection, accounts: dict[str, uuid.UUID], query: str, expected: set[str]
+) -> None:
     assert emails(search(db, query)) == expected
 
 
@@ -190,8 +214,10 @@ def test_search_max_rows(db: psycopg.Connection, accounts: dict[str, uuid.UUID])
     db.execute("reset role")
     try:
         with db.cursor() as cur:
-            cur.executemany("insert into auth.users (id, email) values (%s, %s)",
-                            [(uuid.uuid4(), f"many{i:02}@x.org") for i in range(30)])
+            cur.executemany(
+                "insert into auth.users (id, email) values (%s, %s)",
+                [(uuid.uuid4(), f"many{i:02}@x.org") for i in range(30)],
+            )
     finally:
         db.execute("set role rec_migrator")
     assert len(search(db, "many")) == 20  # the default
@@ -209,6 +235,7 @@ def test_search_refuses_empty_or_huge_queries(db: psycopg.Connection, query: str
 
 
 # --- rec_user_assignments ----------------------------------------------------------
+
 
 def test_user_assignments_with_rule_variant(db: psycopg.Connection) -> None:
     create_experiment(db, "one", AB, salt="s1")
@@ -237,13 +264,16 @@ def test_user_assignments_with_rule_variant(db: psycopg.Connection) -> None:
     # and for many users at once
     for u in users:
         db.execute("select rec_assign_variant('three', %s)", [u])
-    got = db.execute("select u, (select rule_variant from rec_user_assignments(u) r"
-                     "            where r.key = 'three') from unnest(%s::uuid[]) u",
-                     [users]).fetchall()
+    got = db.execute(
+        "select u, (select rule_variant from rec_user_assignments(u) r"
+        "            where r.key = 'three') from unnest(%s::uuid[]) u",
+        [users],
+    ).fetchall()
     assert dict(got) == {u: assign("s3-new", u, AB) for u in users}
 
 
 # --- rec_audit_entries ---------------------------------------------------------------
+
 
 def test_audit_entries_newest_first(db: psycopg.Connection) -> None:
     create_experiment(db, "one", AB)  # create, activate
@@ -252,17 +282,27 @@ def test_audit_entries_newest_first(db: psycopg.Connection) -> None:
     db.execute("select rec_end_experiment('one', %s)", [ADMIN])
     rows = dict_rows(db, "select * from rec_audit_entries()")
     assert [(r["experiment_key"], r["action"]) for r in rows] == [
-        ("one", "end_experiment"), ("two", "update_experiment"), ("two", "create_experiment"),
-        ("one", "activate_experiment"), ("one", "create_experiment")]
+        ("one", "end_experiment"),
+        ("two", "update_experiment"),
+        ("two", "create_experiment"),
+        ("one", "activate_experiment"),
+        ("one", "create_experiment"),
+    ]
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
     assert all(r["actor_id"] == uuid.UUID(ADMIN) for r in rows)
     assert [r["action"] for r in dict_rows(db, "select * from rec_audit_entries('one')")] == [
-        "end_experiment", "activate_experiment", "create_experiment"]
+        "end_experiment",
+        "activate_experiment",
+        "create_experiment",
+    ]
     assert [r["action"] for r in dict_rows(db, "select * from rec_audit_entries(max_rows => 2)")] == [
-        "end_experiment", "update_experiment"]
-    assert [r["action"] for r in dict_rows(
-        db, "select * from rec_audit_entries(experiment_key => 'two', max_rows => 1)")] == [
-        "update_experiment"]
+        "end_experiment",
+        "update_experiment",
+    ]
+    assert [
+        r["action"]
+        for r in dict_rows(db, "select * from rec_audit_entries(experiment_key => 'two', max_rows => 1)")
+    ] == ["update_experiment"]
 
 
 def test_audit_entries_refuse_bad_arguments(db: psycopg.Connection) -> None:

@@ -20,8 +20,12 @@ from tests.sql.conftest import (
 from tests.sql.reference import assign
 
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
-ABC = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}, {"name": "c", "weight": 0},
-       {"name": "d", "weight": 2}]
+ABC = [
+    {"name": "a", "weight": 1},
+    {"name": "b", "weight": 1},
+    {"name": "c", "weight": 0},
+    {"name": "d", "weight": 2},
+]
 
 
 def assign_sql(conn: psycopg.Connection, key: str, user: uuid.UUID | None) -> str | None:
@@ -30,8 +34,9 @@ def assign_sql(conn: psycopg.Connection, key: str, user: uuid.UUID | None) -> st
 
 
 def assign_many(conn: psycopg.Connection, key: str, users: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = conn.execute("select u, rec_assign_variant(%s, u) from unnest(%s::uuid[]) u",
-                        [key, users]).fetchall()
+    rows = conn.execute(
+        "select u, rec_assign_variant(%s, u) from unnest(%s::uuid[]) u", [key, users]
+    ).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
@@ -53,8 +58,10 @@ def test_a_stored_row_wins_over_the_rule(db: psycopg.Connection) -> None:
     e = create_experiment(db, "exp", AB, salt="s")
     user = uuids(1, seed=2)[0]
     stored = other(assign("s", user, AB))
-    db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-               " values (%s, %s, %s)", [e["id"], user, stored])
+    db.execute(
+        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant) values (%s, %s, %s)",
+        [e["id"], user, stored],
+    )
     assert assign_sql(db, "exp", user) == stored
     assert assignments(db, "exp") == {user: (stored, "auto", None)}
 
@@ -185,8 +192,10 @@ def test_ended_serves_only_manual_overrides_and_writes_nothing(db: psycopg.Conne
     assert assign_sql(db, "exp", qa) == "control"
     assert assign_sql(db, "exp", newcomer) is None
     assert scalar(db, "select rec_assign_variants(%s)", [newcomer]) == {}
-    assert assignments(db, "exp") == {auto_user: (auto, "auto", None),
-                                      qa: ("control", "manual", uuid.UUID(ADMIN))}
+    assert assignments(db, "exp") == {
+        auto_user: (auto, "auto", None),
+        qa: ("control", "manual", uuid.UUID(ADMIN)),
+    }
 
 
 def test_unknown_experiment_is_p0002(db: psycopg.Connection) -> None:
@@ -248,7 +257,9 @@ def test_assign_variants_is_the_map_over_active_experiments_only(db: psycopg.Con
     forced = other(assign("s1", other_user, AB))
     db.execute("select rec_set_user_variant('one', %s, %s, %s)", [other_user, forced, ADMIN])
     assert scalar(db, "select rec_assign_variants(%s)", [other_user]) == {
-        "one": forced, "two": assign("s2", other_user, ABC)}
+        "one": forced,
+        "two": assign("s2", other_user, ABC),
+    }
     # agrees with the single-experiment RPC
     assert assign_sql(db, "two", other_user) == assign("s2", other_user, ABC)
 
@@ -266,4 +277,5 @@ def test_assign_variants_agrees_with_the_rule_for_many_users(db: psycopg.Connect
     users = uuids(500, seed=20)
     rows = db.execute("select u, rec_assign_variants(u) from unnest(%s::uuid[]) u", [users]).fetchall()
     assert {r[0]: r[1] for r in rows} == {
-        u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC)} for u in users}
+        u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC)} for u in users
+    }

@@ -21,22 +21,37 @@ N_USERS = 5000
 VARIANT_SETS: dict[str, list[dict[str, Any]]] = {
     "two-equal": [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}],
     "three-unequal": [{"name": "a", "weight": 1}, {"name": "b", "weight": 2}, {"name": "c", "weight": 7}],
-    "fractional": [{"name": "a", "weight": 0.1}, {"name": "b", "weight": 0.2},
-                   {"name": "c", "weight": 0.3}, {"name": "d", "weight": 0.4}],
-    "zeros-between": [{"name": "off", "weight": 0}, {"name": "a", "weight": 3},
-                      {"name": "paused", "weight": 0}, {"name": "b", "weight": 1.5},
-                      {"name": "c", "weight": 5.5}, {"name": "tail", "weight": 0}],
-    "awkward-floats": [{"name": "a", "weight": 0.3333333333333333}, {"name": "b", "weight": 1e-3},
-                       {"name": "c", "weight": 12.75}, {"name": "d", "weight": 7.123456789012345}],
+    "fractional": [
+        {"name": "a", "weight": 0.1},
+        {"name": "b", "weight": 0.2},
+        {"name": "c", "weight": 0.3},
+        {"name": "d", "weight": 0.4},
+    ],
+    "zeros-between": [
+        {"name": "off", "weight": 0},
+        {"name": "a", "weight": 3},
+        {"name": "paused", "weight": 0},
+        {"name": "b", "weight": 1.5},
+        {"name": "c", "weight": 5.5},
+        {"name": "tail", "weight": 0},
+    ],
+    "awkward-floats": [
+        {"name": "a", "weight": 0.3333333333333333},
+        {"name": "b", "weight": 1e-3},
+        {"name": "c", "weight": 12.75},
+        {"name": "d", "weight": 7.123456789012345},
+    ],
 }
 SALTS = ["salt-1", "ünïcødé ✓ salt", "x" * 256]
 
 
-def sql_buckets(conn: psycopg.Connection, salt: str, users: list[Any],
-                variants: list[dict[str, Any]]) -> dict[Any, str]:
+def sql_buckets(
+    conn: psycopg.Connection, salt: str, users: list[Any], variants: list[dict[str, Any]]
+) -> dict[Any, str]:
     rows = conn.execute(
         "select u, rec_internal.bucket(%s, u, %s::jsonb) from unnest(%s::uuid[]) u",
-        [salt, json.dumps(variants), users]).fetchall()
+        [salt, json.dumps(variants), users],
+    ).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
@@ -48,7 +63,8 @@ def test_bucket_agrees_with_reference(db: psycopg.Connection, name: str) -> None
     salts = [SALTS[i % len(SALTS)] for i in range(N_USERS)]
     rows = db.execute(
         "select u, rec_internal.bucket(s, u, %s::jsonb) from unnest(%s::uuid[], %s::text[]) t(u, s)",
-        [json.dumps(variants), users, salts]).fetchall()
+        [json.dumps(variants), users, salts],
+    ).fetchall()
     got = {r[0]: r[1] for r in rows}
     expected = {u: assign(s, u, variants) for u, s in zip(users, salts, strict=True)}
     mismatches = [(u, got[u], expected[u]) for u in users if got[u] != expected[u]]
@@ -58,8 +74,7 @@ def test_bucket_agrees_with_reference(db: psycopg.Connection, name: str) -> None
 def test_bucket_agrees_with_reference_on_100_random_weights(db: psycopg.Connection) -> None:
     """Many narrow buckets check the hash prefix and every boundary finely."""
     rng = random.Random(7)
-    variants = [{"name": f"v{i}", "weight": round(rng.uniform(0, 50), rng.randint(0, 6))}
-                for i in range(100)]
+    variants = [{"name": f"v{i}", "weight": round(rng.uniform(0, 50), rng.randint(0, 6))} for i in range(100)]
     users = uuids(N_USERS, seed=8)
     got = sql_buckets(db, "fine", users, variants)
     assert all(got[u] == assign("fine", u, variants) for u in users)
@@ -73,10 +88,15 @@ def test_exact_boundary_goes_to_the_next_variant(db: psycopg.Connection) -> None
     user = uuids(1, seed=11)[0]
     k = hash_prefix("edge", user)
     assert 0 < k < 2**32 - 1
-    on_edge = [{"name": "first", "weight": k / 2**13}, {"name": "zero", "weight": 0},
-               {"name": "second", "weight": (2**32 - k) / 2**13}]
-    just_inside = [{"name": "first", "weight": (k + 1) / 2**13},
-                   {"name": "second", "weight": (2**32 - k - 1) / 2**13}]
+    on_edge = [
+        {"name": "first", "weight": k / 2**13},
+        {"name": "zero", "weight": 0},
+        {"name": "second", "weight": (2**32 - k) / 2**13},
+    ]
+    just_inside = [
+        {"name": "first", "weight": (k + 1) / 2**13},
+        {"name": "second", "weight": (2**32 - k - 1) / 2**13},
+    ]
     assert assign("edge", user, on_edge) == "second"
     assert assign("edge", user, just_inside) == "first"
     assert sql_buckets(db, "edge", [user], on_edge)[user] == "second"
@@ -103,8 +123,7 @@ def test_rec_assign_variant_end_to_end(db: psycopg.Connection, name: str) -> Non
     variants = VARIANT_SETS[name]
     create_experiment(db, "rule", variants, salt="e2e-salt")
     users = uuids(N_USERS, seed=len(name))
-    rows = db.execute("select u, rec_assign_variant('rule', u) from unnest(%s::uuid[]) u",
-                      [users]).fetchall()
+    rows = db.execute("select u, rec_assign_variant('rule', u) from unnest(%s::uuid[]) u", [users]).fetchall()
     got = {r[0]: r[1] for r in rows}
     assert all(got[u] == assign("e2e-salt", u, variants) for u in users)
     stored = assignments(db, "rule")

@@ -45,8 +45,9 @@ def same_transaction_as_audit(conn: psycopg.Connection, row_xmin: str) -> bool:
 
 
 def test_create_is_audited(db: psycopg.Connection) -> None:
-    entry = audited(db, "select rec_create_experiment('exp', %s::jsonb, %s, name => 'N', salt => 's')",
-                    [ABJ, ADMIN])
+    entry = audited(
+        db, "select rec_create_experiment('exp', %s::jsonb, %s, name => 'N', salt => 's')", [ABJ, ADMIN]
+    )
     e = experiment(db, "exp")
     assert entry["action"] == "create_experiment"
     assert entry["actor_id"] == ADMIN and entry["experiment_id"] == e["id"]
@@ -59,8 +60,11 @@ def test_update_is_audited_with_before_and_after(db: psycopg.Connection) -> None
     create_experiment(db, "exp", AB, active=False)
     db.execute("update rec_experiments set name = 'old'")
     new = [{"name": "x", "weight": 2}]
-    entry = audited(db, "select rec_update_experiment('exp', %s, name => 'new', variants => %s::jsonb)",
-                    [OTHER_ADMIN, '[{"name": "x", "weight": 2}]'])
+    entry = audited(
+        db,
+        "select rec_update_experiment('exp', %s, name => 'new', variants => %s::jsonb)",
+        [OTHER_ADMIN, '[{"name": "x", "weight": 2}]'],
+    )
     assert entry["action"] == "update_experiment" and entry["actor_id"] == OTHER_ADMIN
     assert entry["experiment_id"] == experiment(db, "exp")["id"]
     changes = entry["details"]["changes"]
@@ -70,12 +74,16 @@ def test_update_is_audited_with_before_and_after(db: psycopg.Connection) -> None
     assert same_transaction_as_audit(db, xmin_of(db, "select xmin::text from rec_experiments"))
 
 
-@pytest.mark.parametrize(("fn", "action", "before", "after"), [
-    ("rec_activate_experiment", "activate_experiment", "draft", "active"),
-    ("rec_end_experiment", "end_experiment", "active", "ended"),
-])
-def test_transitions_are_audited(db: psycopg.Connection, fn: str, action: str,
-                                 before: str, after: str) -> None:
+@pytest.mark.parametrize(
+    ("fn", "action", "before", "after"),
+    [
+        ("rec_activate_experiment", "activate_experiment", "draft", "active"),
+        ("rec_end_experiment", "end_experiment", "active", "ended"),
+    ],
+)
+def test_transitions_are_audited(
+    db: psycopg.Connection, fn: str, action: str, before: str, after: str
+) -> None:
     create_experiment(db, "exp", AB, active=before == "active")
     entry = audited(db, f"select {fn}('exp', %s)", [ADMIN])
     assert entry["action"] == action and entry["actor_id"] == ADMIN
@@ -95,8 +103,9 @@ def test_set_user_variant_is_audited(db: psycopg.Connection) -> None:
     assert entry["details"]["before"] is None
     assert entry["details"]["after"]["variant"] == "treatment"
     assert entry["details"]["after"]["assignment_mode"] == "manual"
-    assert same_transaction_as_audit(db, xmin_of(
-        db, "select xmin::text from rec_user_experiment_assignments where user_id = %s", [fresh]))
+    assert same_transaction_as_audit(
+        db, xmin_of(db, "select xmin::text from rec_user_experiment_assignments where user_id = %s", [fresh])
+    )
     # overriding again: before is the previous override
     entry = audited(db, "select rec_set_user_variant('exp', %s, 'control', %s)", [fresh, OTHER_ADMIN])
     assert entry["actor_id"] == OTHER_ADMIN
@@ -121,8 +130,9 @@ def test_reset_user_variant_is_audited(db: psycopg.Connection) -> None:
     assert entry["details"]["before"]["variant"] == "treatment"
     assert entry["details"]["before"]["assignment_mode"] == "manual"
     assert entry["details"]["after"]["variant"] == now_variant
-    assert same_transaction_as_audit(db, xmin_of(
-        db, "select xmin::text from rec_user_experiment_assignments where user_id = %s", [user]))
+    assert same_transaction_as_audit(
+        db, xmin_of(db, "select xmin::text from rec_user_experiment_assignments where user_id = %s", [user])
+    )
 
 
 def test_rotate_salt_is_audited_with_old_and_new_salt(db: psycopg.Connection) -> None:
@@ -142,17 +152,20 @@ def test_rotate_salt_is_audited_with_old_and_new_salt(db: psycopg.Connection) ->
 
 
 @pytest.mark.parametrize("admin", [ADMIN, None])
-def test_rotate_due_salts_writes_one_row_per_rotated_experiment(db: psycopg.Connection,
-                                                                admin: str | None) -> None:
+def test_rotate_due_salts_writes_one_row_per_rotated_experiment(
+    db: psycopg.Connection, admin: str | None
+) -> None:
     for key in ("a", "b", "c"):
         create_experiment(db, key, AB, interval="1 hour")
     db.execute("update rec_experiments set created_at = now() - interval '2 hours' where key <> 'c'")
     before = audit_count(db)
     rotated = [r[0] for r in db.execute("select rec_rotate_due_salts(admin_id => %s)", [admin])]
     assert sorted(rotated) == ["a", "b"]
-    rows = db.execute("select l.action, l.actor_id, e.key from rec_audit_log l"
-                      " join rec_experiments e on e.id = l.experiment_id"
-                      " order by l.id desc limit 2").fetchall()
+    rows = db.execute(
+        "select l.action, l.actor_id, e.key from rec_audit_log l"
+        " join rec_experiments e on e.id = l.experiment_id"
+        " order by l.id desc limit 2"
+    ).fetchall()
     assert audit_count(db) == before + 2
     expected_actor = uuid.UUID(admin) if admin else None
     assert sorted(rows) == [("rotate_salt", expected_actor, "a"), ("rotate_salt", expected_actor, "b")]
@@ -175,12 +188,21 @@ REFUSED: list[tuple[str, str, str]] = [
     ("create-duplicate", "select rec_create_experiment('live', %(v)s::jsonb, %(a)s)", "23505"),
     ("update-null-admin", "select rec_update_experiment('draft', null, name => 'x')", "22023"),
     ("update-unknown", "select rec_update_experiment('nope', %(a)s, name => 'x')", "P0002"),
-    ("update-variants-active",
-     "select rec_update_experiment('live', %(a)s, variants => %(v)s::jsonb)", "55000"),
-    ("update-bad-variants",
-     "select rec_update_experiment('draft', %(a)s, variants => '[{\"name\": \"a\"}]')", "22023"),
-    ("update-bad-interval",
-     "select rec_update_experiment('draft', %(a)s, salt_rotation_interval => '-1 day')", "22023"),
+    (
+        "update-variants-active",
+        "select rec_update_experiment('live', %(a)s, variants => %(v)s::jsonb)",
+        "55000",
+    ),
+    (
+        "update-bad-variants",
+        "select rec_update_experiment('draft', %(a)s, variants => '[{\"name\": \"a\"}]')",
+        "22023",
+    ),
+    (
+        "update-bad-interval",
+        "select rec_update_experiment('draft', %(a)s, salt_rotation_interval => '-1 day')",
+        "22023",
+    ),
     ("activate-null-admin", "select rec_activate_experiment('draft', null)", "22023"),
     ("activate-unknown", "select rec_activate_experiment('nope', %(a)s)", "P0002"),
     ("activate-active", "select rec_activate_experiment('live', %(a)s)", "55000"),

@@ -50,6 +50,7 @@ Worker = Callable[[psycopg.Connection], dict[uuid.UUID, Any]]
 def per_user(query: LiteralString, users: list[uuid.UUID], seed: int) -> Worker:
     """A worker that runs `query` (one user parameter) for every user, in a
     seed-shuffled order, and returns each user's answer."""
+
     def go(conn: psycopg.Connection) -> dict[uuid.UUID, Any]:
         got = {}
         for u in shuffled(users, seed):
@@ -57,6 +58,7 @@ def per_user(query: LiteralString, users: list[uuid.UUID], seed: int) -> Worker:
             assert row is not None
             got[u] = row[0]
         return got
+
     return go
 
 
@@ -70,8 +72,9 @@ def test_concurrent_first_calls_store_one_row_and_agree(db: psycopg.Connection, 
     expected = {u: assign("s", u, ABC) for u in users}
     for got in results:
         assert got == expected
-    assert db.execute("select count(*), count(distinct user_id) from rec_user_experiment_assignments"
-                      ).fetchone() == (200, 200)
+    assert db.execute(
+        "select count(*), count(distinct user_id) from rec_user_experiment_assignments"
+    ).fetchone() == (200, 200)
     assert assignments(db, "race") == {u: (expected[u], "auto", None) for u in users}
 
 
@@ -83,8 +86,10 @@ def test_concurrent_assign_variants_agree(db: psycopg.Connection, db_url: str) -
 
     query = "select rec_assign_variants(%s)"
     results = run_together(db_url, [per_user(query, users, i // 2) for i in range(THREADS)])
-    expected = {u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC),
-                    "three": assign("s3", u, AB)} for u in users}
+    expected = {
+        u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC), "three": assign("s3", u, AB)}
+        for u in users
+    }
     for got in results:
         assert got == expected
     assert db.execute("select count(*) from rec_user_experiment_assignments").fetchone() == (3 * len(users),)
@@ -106,11 +111,13 @@ def test_single_and_map_calls_race_and_agree(db: psycopg.Connection, db_url: str
                     assert row is not None
                     got[u][key] = row[0]
             return got
+
         return go
 
     mapped = "select rec_assign_variants(%s)"
-    results = run_together(db_url, [single(i // 2) if i % 2 else per_user(mapped, users, i // 2)
-                                    for i in range(THREADS)])
+    results = run_together(
+        db_url, [single(i // 2) if i % 2 else per_user(mapped, users, i // 2) for i in range(THREADS)]
+    )
     expected = {u: {"one": assign("s1", u, AB), "two": assign("s2", u, ABC)} for u in users}
     for got in results:
         assert got == expected
@@ -127,26 +134,29 @@ def test_override_racing_auto_assignment_ends_manual(db: psycopg.Connection, db_
         def go(conn: psycopg.Connection) -> None:
             for u in shuffled(users, seed):
                 conn.execute("select rec_assign_variant('race', %s)", [u])
+
         return go
 
     def override(seed: int) -> Callable[[psycopg.Connection], None]:
         def go(conn: psycopg.Connection) -> None:
             for u in shuffled(users, seed):
-                got = conn.execute("select rec_set_user_variant('race', %s, %s, %s)",
-                                   [u, forced[u], ADMIN]).fetchone()
+                got = conn.execute(
+                    "select rec_set_user_variant('race', %s, %s, %s)", [u, forced[u], ADMIN]
+                ).fetchone()
                 assert got == (forced[u],)
+
         return go
 
     run_together(db_url, [override(i) if i < 2 else auto(i) for i in range(THREADS)])
     assert assignments(db, "race") == {u: (forced[u], "manual", uuid.UUID(ADMIN)) for u in users}
     after = {u: db.execute("select rec_assign_variant('race', %s)", [u]).fetchone() for u in users}
     assert after == {u: (forced[u],) for u in users}
-    assert db.execute("select count(*) from rec_audit_log where action = 'set_user_variant'"
-                      ).fetchone() == (400,)
+    assert db.execute("select count(*) from rec_audit_log where action = 'set_user_variant'").fetchone() == (
+        400,
+    )
 
 
-def test_overlapping_scheduler_runs_rotate_each_experiment_once(db: psycopg.Connection,
-                                                                db_url: str) -> None:
+def test_overlapping_scheduler_runs_rotate_each_experiment_once(db: psycopg.Connection, db_url: str) -> None:
     keys = [f"due{i}" for i in range(6)]
     for key in keys:
         create_experiment(db, key, AB, interval="1 hour")
@@ -162,8 +172,7 @@ def test_overlapping_scheduler_runs_rotate_each_experiment_once(db: psycopg.Conn
     assert db.execute("select count(*) from rec_audit_log where action = 'rotate_salt'").fetchone() == (6,)
 
 
-def test_admin_action_in_flight_does_not_block_first_assignments(db: psycopg.Connection,
-                                                                  db_url: str) -> None:
+def test_admin_action_in_flight_does_not_block_first_assignments(db: psycopg.Connection, db_url: str) -> None:
     """An admin transaction holding the experiment row (edit, rotation) must
     not stall the recommender's first-time assignments of that experiment."""
     create_experiment(db, "busy", AB, salt="s")

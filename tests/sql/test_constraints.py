@@ -20,17 +20,23 @@ def test_plain_experiment_insert_defaults_the_rest(db: psycopg.Connection) -> No
     row = db.execute(
         "insert into rec_experiments (key, status, variants, salt)"
         " values ('plain', 'active', %s, 'pepper') returning to_jsonb(rec_experiments)",
-        [AB]).fetchone()
+        [AB],
+    ).fetchone()
     assert row is not None
     e = row[0]
     assert e["id"] and e["created_at"] and e["updated_at"]
-    for column in ("name", "description", "salt_rotation_interval", "salt_rotated_at",
-                   "started_at", "ended_at"):
+    for column in (
+        "name",
+        "description",
+        "salt_rotation_interval",
+        "salt_rotated_at",
+        "started_at",
+        "ended_at",
+    ):
         assert e[column] is None, column
     # the hand-made experiment serves traffic like any other
     user = uuid.uuid4()
-    expected = assign("pepper", user, [{"name": "control", "weight": 1},
-                                        {"name": "treatment", "weight": 1}])
+    expected = assign("pepper", user, [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}])
     assert scalar(db, "select rec_assign_variant('plain', %s)", [user]) == expected
 
 
@@ -46,31 +52,38 @@ def test_plain_impression_and_outcome_inserts(db: psycopg.Connection) -> None:
     at = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     imp = db.execute(
         "insert into rec_impressions (user_id, request_context, created_at)"
-        " values (%s, '{\"experiments\": {\"exp\": \"a\"}}', %s) returning id, item_id, created_at",
-        [user, at]).fetchone()
+        ' values (%s, \'{"experiments": {"exp": "a"}}\', %s) returning id, item_id, created_at',
+        [user, at],
+    ).fetchone()
     assert imp is not None and imp[0] is not None and imp[1] is None and imp[2] == at
     out = db.execute(
         "insert into rec_outcomes (impression_id, user_id, outcome, created_at)"
         " values (%s, %s, 'click', %s) returning id, value",
-        [imp[0], user, at + dt.timedelta(minutes=1)]).fetchone()
+        [imp[0], user, at + dt.timedelta(minutes=1)],
+    ).fetchone()
     assert out is not None and out[0] is not None and out[1] == 1
     # request_context and created_at default too
-    row = db.execute("insert into rec_impressions (user_id) values (%s)"
-                     " returning request_context, created_at", [user]).fetchone()
+    row = db.execute(
+        "insert into rec_impressions (user_id) values (%s) returning request_context, created_at", [user]
+    ).fetchone()
     assert row is not None and row[0] == {} and row[1] is not None
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VARIANTS))
 def test_table_refuses_bad_variants(db: psycopg.Connection, case: str) -> None:
     with raises_sqlstate(db, "23514"):
-        db.execute("insert into rec_experiments (key, status, variants, salt)"
-                   " values ('bad', 'draft', %s::jsonb, 's')", [BAD_VARIANTS[case]])
+        db.execute(
+            "insert into rec_experiments (key, status, variants, salt)"
+            " values ('bad', 'draft', %s::jsonb, 's')",
+            [BAD_VARIANTS[case]],
+        )
     db.execute("insert into rec_experiments (key, variants) values ('ok', %s)", [AB])
     with raises_sqlstate(db, "23514"):
-        db.execute("update rec_experiments set variants = %s::jsonb where key = 'ok'",
-                   [BAD_VARIANTS[case]])
+        db.execute("update rec_experiments set variants = %s::jsonb where key = 'ok'", [BAD_VARIANTS[case]])
     assert scalar(db, "select variants from rec_experiments") == [
-        {"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
+        {"name": "control", "weight": 1},
+        {"name": "treatment", "weight": 1},
+    ]
 
 
 def test_table_refuses_null_variants(db: psycopg.Connection) -> None:
@@ -98,8 +111,7 @@ def test_table_refuses_duplicate_key_and_unknown_status(db: psycopg.Connection) 
     with raises_sqlstate(db, "23505"):
         db.execute("insert into rec_experiments (key, variants) values ('k', %s)", [AB])
     with raises_sqlstate(db, "23514"):
-        db.execute("insert into rec_experiments (key, variants, status) values ('k2', %s, 'paused')",
-                   [AB])
+        db.execute("insert into rec_experiments (key, variants, status) values ('k2', %s, 'paused')", [AB])
     with raises_sqlstate(db, "23514"):
         db.execute("update rec_experiments set status = 'running'")
 
@@ -107,31 +119,48 @@ def test_table_refuses_duplicate_key_and_unknown_status(db: psycopg.Connection) 
 def test_assignment_rows(db: psycopg.Connection) -> None:
     eid = scalar(db, "insert into rec_experiments (key, variants) values ('k', %s) returning id", [AB])
     user = uuid.uuid4()  # no auth.users row: anonymous users are units too
-    db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-               " values (%s, %s, 'control')", [eid, user])
-    row = db.execute("select assignment_mode, assigned_by, assigned_at"
-                     " from rec_user_experiment_assignments").fetchone()
+    db.execute(
+        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+        " values (%s, %s, 'control')",
+        [eid, user],
+    )
+    row = db.execute(
+        "select assignment_mode, assigned_by, assigned_at from rec_user_experiment_assignments"
+    ).fetchone()
     assert row is not None and row[0] == "auto" and row[1] is None and row[2] is not None
     with raises_sqlstate(db, "23505"):  # one row per (experiment, user)
-        db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-                   " values (%s, %s, 'treatment')", [eid, user])
+        db.execute(
+            "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+            " values (%s, %s, 'treatment')",
+            [eid, user],
+        )
     with raises_sqlstate(db, "23514"):
-        db.execute("insert into rec_user_experiment_assignments"
-                   " (experiment_id, user_id, variant, assignment_mode)"
-                   " values (%s, %s, 'control', 'sticky')", [eid, uuid.uuid4()])
+        db.execute(
+            "insert into rec_user_experiment_assignments"
+            " (experiment_id, user_id, variant, assignment_mode)"
+            " values (%s, %s, 'control', 'sticky')",
+            [eid, uuid.uuid4()],
+        )
     with raises_sqlstate(db, "23503"):
-        db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-                   " values (%s, %s, 'control')", [uuid.uuid4(), uuid.uuid4()])
+        db.execute(
+            "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+            " values (%s, %s, 'control')",
+            [uuid.uuid4(), uuid.uuid4()],
+        )
 
 
 @pytest.mark.parametrize("context", ["[]", '"x"', '{"experiments": []}', '{"experiments": "a"}'])
 def test_impressions_refuse_malformed_context(db: psycopg.Connection, context: str) -> None:
     with raises_sqlstate(db, "23514"):
-        db.execute("insert into rec_impressions (user_id, request_context) values (%s, %s::jsonb)",
-                   [uuid.uuid4(), context])
+        db.execute(
+            "insert into rec_impressions (user_id, request_context) values (%s, %s::jsonb)",
+            [uuid.uuid4(), context],
+        )
 
 
 def test_outcome_needs_an_existing_impression(db: psycopg.Connection) -> None:
     with raises_sqlstate(db, "23503"):
-        db.execute("insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')",
-                   [uuid.uuid4(), uuid.uuid4()])
+        db.execute(
+            "insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')",
+            [uuid.uuid4(), uuid.uuid4()],
+        )

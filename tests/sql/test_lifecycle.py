@@ -40,9 +40,9 @@ def call_row(conn: psycopg.Connection, fn: str, key: str) -> dict[str, Any]:
 
 # --- create ------------------------------------------------------------------
 
+
 def test_create_returns_a_draft_row(db: psycopg.Connection) -> None:
-    e = create(db, "exp", name="Exp", description="what it tests", salt="s",
-               salt_rotation_interval="7 days")
+    e = create(db, "exp", name="Exp", description="what it tests", salt="s", salt_rotation_interval="7 days")
     assert e == experiment(db, "exp")
     assert e["status"] == "draft" and e["name"] == "Exp" and e["description"] == "what it tests"
     assert e["variants"] == AB and e["salt"] == "s"
@@ -103,14 +103,17 @@ def test_create_duplicate_key_is_23505(db: psycopg.Connection) -> None:
 
 # --- update ------------------------------------------------------------------
 
+
 def test_update_null_means_unchanged(db: psycopg.Connection) -> None:
     create(db, "exp", name="n", description="d", salt_rotation_interval="1 day")
     before = experiment(db, "exp")
     after = dict(scalar(db, "select to_jsonb(rec_update_experiment('exp', %s))", [ADMIN]))
-    assert {k: v for k, v in after.items() if k != "updated_at"} == \
-           {k: v for k, v in before.items() if k != "updated_at"}
-    after = dict(scalar(db, "select to_jsonb(rec_update_experiment('exp', %s, description => 'd2'))",
-                        [ADMIN]))
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
+    after = dict(
+        scalar(db, "select to_jsonb(rec_update_experiment('exp', %s, description => 'd2'))", [ADMIN])
+    )
     assert after["description"] == "d2" and after["name"] == "n"
     assert after["salt_rotation_interval"] == "1 day" and after["variants"] == AB
 
@@ -118,8 +121,13 @@ def test_update_null_means_unchanged(db: psycopg.Connection) -> None:
 def test_update_variants_in_draft(db: psycopg.Connection) -> None:
     create(db, "exp")
     new = [{"name": "a", "weight": 1}, {"name": "b", "weight": 3}]
-    e = dict(scalar(db, "select to_jsonb(rec_update_experiment('exp', %s, variants => %s::jsonb))",
-                    [ADMIN, json.dumps(new)]))
+    e = dict(
+        scalar(
+            db,
+            "select to_jsonb(rec_update_experiment('exp', %s, variants => %s::jsonb))",
+            [ADMIN, json.dumps(new)],
+        )
+    )
     assert e["variants"] == new == experiment(db, "exp")["variants"]
 
 
@@ -130,16 +138,25 @@ def test_update_variants_after_draft_is_55000(db: psycopg.Connection, state: str
         db.execute("select rec_end_experiment('exp', %s)", [ADMIN])
     before = snapshot(db)
     with raises_sqlstate(db, "55000"):
-        db.execute("select rec_update_experiment('exp', %s, variants => %s::jsonb)",
-                   [ADMIN, '[{"name": "a", "weight": 1}]'])
+        db.execute(
+            "select rec_update_experiment('exp', %s, variants => %s::jsonb)",
+            [ADMIN, '[{"name": "a", "weight": 1}]'],
+        )
     # also with a change that would otherwise be allowed in the same call
     with raises_sqlstate(db, "55000"):
-        db.execute("select rec_update_experiment('exp', %s, name => 'x', variants => %s::jsonb)",
-                   [ADMIN, ABJ])
+        db.execute(
+            "select rec_update_experiment('exp', %s, name => 'x', variants => %s::jsonb)", [ADMIN, ABJ]
+        )
     assert snapshot(db) == before
     # name, description and rotation interval stay editable
-    e = dict(scalar(db, "select to_jsonb(rec_update_experiment('exp', %s, name => 'renamed',"
-                        " salt_rotation_interval => '1 hour'))", [ADMIN]))
+    e = dict(
+        scalar(
+            db,
+            "select to_jsonb(rec_update_experiment('exp', %s, name => 'renamed',"
+            " salt_rotation_interval => '1 hour'))",
+            [ADMIN],
+        )
+    )
     assert e["name"] == "renamed" and e["salt_rotation_interval"] == "01:00:00"
     assert e["status"] == state and e["variants"] == AB
 
@@ -149,8 +166,9 @@ def test_update_refuses_bad_variants(db: psycopg.Connection, case: str) -> None:
     create(db, "exp")
     before = snapshot(db)
     with raises_sqlstate(db, "22023"):
-        db.execute("select rec_update_experiment('exp', %s, variants => %s::jsonb)",
-                   [ADMIN, BAD_VARIANTS[case]])
+        db.execute(
+            "select rec_update_experiment('exp', %s, variants => %s::jsonb)", [ADMIN, BAD_VARIANTS[case]]
+        )
     assert snapshot(db) == before
 
 
@@ -163,8 +181,10 @@ def test_rotation_interval_is_bounded(db: psycopg.Connection, interval: str) -> 
     with raises_sqlstate(db, "22023"):
         create(db, "huge", salt_rotation_interval=interval)
     with raises_sqlstate(db, "22023"):
-        db.execute("select rec_update_experiment('exp', %s, salt_rotation_interval => %s::interval)",
-                   [ADMIN, interval])
+        db.execute(
+            "select rec_update_experiment('exp', %s, salt_rotation_interval => %s::interval)",
+            [ADMIN, interval],
+        )
     with raises_sqlstate(db, "23514"):
         db.execute("update rec_experiments set salt_rotation_interval = %s::interval", [interval])
     assert snapshot(db) == before
@@ -191,6 +211,7 @@ def test_updated_at_moves_on_update(db: psycopg.Connection) -> None:
 
 # --- activate / end ----------------------------------------------------------
 
+
 def test_activate_then_end(db: psycopg.Connection) -> None:
     created = create(db, "exp")
     active = call_row(db, "rec_activate_experiment", "exp")
@@ -204,12 +225,15 @@ def test_activate_then_end(db: psycopg.Connection) -> None:
     assert ended == experiment(db, "exp")
 
 
-@pytest.mark.parametrize(("state", "fn"), [
-    ("active", "rec_activate_experiment"),
-    ("ended", "rec_activate_experiment"),
-    ("draft", "rec_end_experiment"),
-    ("ended", "rec_end_experiment"),
-])
+@pytest.mark.parametrize(
+    ("state", "fn"),
+    [
+        ("active", "rec_activate_experiment"),
+        ("ended", "rec_activate_experiment"),
+        ("draft", "rec_end_experiment"),
+        ("ended", "rec_end_experiment"),
+    ],
+)
 def test_wrong_state_is_55000_and_changes_nothing(db: psycopg.Connection, state: str, fn: str) -> None:
     create_experiment(db, "exp", AB, active=state != "draft")
     if state == "ended":
@@ -220,14 +244,17 @@ def test_wrong_state_is_55000_and_changes_nothing(db: psycopg.Connection, state:
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("call", [
-    "select rec_update_experiment('nope', %(a)s, name => 'x')",
-    "select rec_activate_experiment('nope', %(a)s)",
-    "select rec_end_experiment('nope', %(a)s)",
-    "select rec_rotate_salt('nope', %(a)s)",
-    "select rec_get_experiment('nope')",
-    "select rec_experiment_daily_metrics('nope')",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "select rec_update_experiment('nope', %(a)s, name => 'x')",
+        "select rec_activate_experiment('nope', %(a)s)",
+        "select rec_end_experiment('nope', %(a)s)",
+        "select rec_rotate_salt('nope', %(a)s)",
+        "select rec_get_experiment('nope')",
+        "select rec_experiment_daily_metrics('nope')",
+    ],
+)
 def test_unknown_experiment_is_p0002(db: psycopg.Connection, call: str) -> None:
     create_experiment(db, "exp", AB)
     before = snapshot(db)
@@ -237,6 +264,7 @@ def test_unknown_experiment_is_p0002(db: psycopg.Connection, call: str) -> None:
 
 
 # --- salt rotation -------------------------------------------------------------
+
 
 def test_rotate_salt_keeps_assignments_by_default(db: psycopg.Connection) -> None:
     create_experiment(db, "exp", AB, salt="old")
@@ -279,14 +307,17 @@ def test_rotate_salt_of_a_draft_and_refusal_when_ended(db: psycopg.Connection) -
     assert snapshot(db) == before
 
 
-def backdate(conn: psycopg.Connection, key: str, *, created: str | None = None,
-             rotated: str | None = None) -> None:
+def backdate(
+    conn: psycopg.Connection, key: str, *, created: str | None = None, rotated: str | None = None
+) -> None:
     if created:
-        conn.execute("update rec_experiments set created_at = now() - %s::interval where key = %s",
-                     [created, key])
+        conn.execute(
+            "update rec_experiments set created_at = now() - %s::interval where key = %s", [created, key]
+        )
     if rotated:
-        conn.execute("update rec_experiments set salt_rotated_at = now() - %s::interval where key = %s",
-                     [rotated, key])
+        conn.execute(
+            "update rec_experiments set salt_rotated_at = now() - %s::interval where key = %s", [rotated, key]
+        )
 
 
 def due_fixture(conn: psycopg.Connection) -> set[str]:
@@ -317,8 +348,12 @@ def test_rotate_due_salts_rotates_exactly_the_due_ones(db: psycopg.Connection) -
     salts = {r[0]: r[1] for r in db.execute("select key, salt from rec_experiments")}
     rotated = [r[0] for r in db.execute("select * from rec_rotate_due_salts()")]
     assert sorted(rotated) == sorted(due) and len(rotated) == len(due)
-    after = {r[0]: r[1:] for r in db.execute(
-        "select key, salt, salt_rotated_at > now() - interval '1 minute' from rec_experiments")}
+    after = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "select key, salt, salt_rotated_at > now() - interval '1 minute' from rec_experiments"
+        )
+    }
     for key, (salt, just_rotated) in after.items():
         if key in due:
             assert salt != salts[key] and just_rotated, key
@@ -336,8 +371,9 @@ def test_rotate_due_salts_reassign(db: psycopg.Connection) -> None:
             db.execute("select rec_assign_variant(%s, %s)", [key, u])
         db.execute("select rec_set_user_variant(%s, %s, 'treatment', %s)", [key, users[0], ADMIN])
     young = assignments(db, "young")
-    rotated = [r[0] for r in db.execute("select rec_rotate_due_salts(reassign => true, admin_id => %s)",
-                                        [ADMIN])]
+    rotated = [
+        r[0] for r in db.execute("select rec_rotate_due_salts(reassign => true, admin_id => %s)", [ADMIN])
+    ]
     assert "due-never-rotated" in rotated and "young" not in rotated
     assert assignments(db, "due-never-rotated") == {users[0]: ("treatment", "manual", uuid.UUID(ADMIN))}
     assert assignments(db, "young") == young

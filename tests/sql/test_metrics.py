@@ -15,31 +15,44 @@ from tests.sql.conftest import create_experiment, raises_sqlstate, uuids
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 AB = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
 XY = [{"name": "x", "weight": 1}, {"name": "y", "weight": 1}]
-METRIC_COLUMNS = ("day, experiment_key, variant, impressions, users, outcomes, engaged_impressions,"
-                  " outcome_value")
+METRIC_COLUMNS = (
+    "day, experiment_key, variant, impressions, users, outcomes, engaged_impressions, outcome_value"
+)
 
 
 def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def impression(conn: psycopg.Connection, user: uuid.UUID, created: str,
-               context: dict[str, Any]) -> uuid.UUID:
-    row = conn.execute("insert into rec_impressions (user_id, request_context, created_at)"
-                       " values (%s, %s::jsonb, %s) returning id",
-                       [user, json.dumps(context), at(created)]).fetchone()
+def impression(conn: psycopg.Connection, user: uuid.UUID, created: str, context: dict[str, Any]) -> uuid.UUID:
+    row = conn.execute(
+        "insert into rec_impressions (user_id, request_context, created_at)"
+        " values (%s, %s::jsonb, %s) returning id",
+        [user, json.dumps(context), at(created)],
+    ).fetchone()
     assert row is not None
     return uuid.UUID(str(row[0]))
 
 
-def outcome(conn: psycopg.Connection, imp: uuid.UUID, user: uuid.UUID, kind: str, created: str,
-            value: float | None = None) -> None:
+def outcome(
+    conn: psycopg.Connection,
+    imp: uuid.UUID,
+    user: uuid.UUID,
+    kind: str,
+    created: str,
+    value: float | None = None,
+) -> None:
     if value is None:  # the column default
-        conn.execute("insert into rec_outcomes (impression_id, user_id, outcome, created_at)"
-                     " values (%s, %s, %s, %s)", [imp, user, kind, at(created)])
+        conn.execute(
+            "insert into rec_outcomes (impression_id, user_id, outcome, created_at) values (%s, %s, %s, %s)",
+            [imp, user, kind, at(created)],
+        )
     else:
-        conn.execute("insert into rec_outcomes (impression_id, user_id, outcome, created_at, value)"
-                     " values (%s, %s, %s, %s, %s)", [imp, user, kind, at(created), value])
+        conn.execute(
+            "insert into rec_outcomes (impression_id, user_id, outcome, created_at, value)"
+            " values (%s, %s, %s, %s, %s)",
+            [imp, user, kind, at(created), value],
+        )
 
 
 @pytest.fixture
@@ -88,15 +101,17 @@ EXPECTED_METRICS = [
 def test_daily_metrics_view(traffic: psycopg.Connection, timezone: str) -> None:
     """Days are UTC days whatever the session's time zone."""
     traffic.execute("select set_config('TimeZone', %s, false)", [timezone])
-    rows = traffic.execute(f"select {METRIC_COLUMNS} from rec_variant_daily_metrics_v1"
-                           " order by day, experiment_key, variant").fetchall()
+    rows = traffic.execute(
+        f"select {METRIC_COLUMNS} from rec_variant_daily_metrics_v1 order by day, experiment_key, variant"
+    ).fetchall()
     assert rows == EXPECTED_METRICS
 
 
 def test_daily_outcomes_view(traffic: psycopg.Connection) -> None:
     rows = traffic.execute(
         "select day, experiment_key, variant, outcome, outcomes, outcome_value"
-        "  from rec_variant_daily_outcomes_v1 order by day, experiment_key, variant, outcome").fetchall()
+        "  from rec_variant_daily_outcomes_v1 order by day, experiment_key, variant, outcome"
+    ).fetchall()
     assert rows == [
         (D1, "exp1", "a", "click", 2, 2.0),
         (D1, "exp1", "a", "like", 1, 2.5),
@@ -116,14 +131,17 @@ def test_views_agree_with_each_other(traffic: psycopg.Connection) -> None:
         "  left join (select day, experiment_key, variant, sum(outcomes) n, sum(outcome_value) v"
         "               from rec_variant_daily_outcomes_v1 group by 1, 2, 3) o"
         "       using (day, experiment_key, variant)"
-        " where m.outcomes <> coalesce(o.n, 0) or m.outcome_value <> coalesce(o.v, 0)").fetchall()
+        " where m.outcomes <> coalesce(o.n, 0) or m.outcome_value <> coalesce(o.v, 0)"
+    ).fetchall()
     assert mismatch == []
 
 
-def metrics(conn: psycopg.Connection, key: str, from_day: dt.date | None = None,
-            to_day: dt.date | None = None) -> list[tuple[Any, ...]]:
-    return conn.execute(f"select {METRIC_COLUMNS} from rec_experiment_daily_metrics(%s, %s, %s)",
-                        [key, from_day, to_day]).fetchall()
+def metrics(
+    conn: psycopg.Connection, key: str, from_day: dt.date | None = None, to_day: dt.date | None = None
+) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"select {METRIC_COLUMNS} from rec_experiment_daily_metrics(%s, %s, %s)", [key, from_day, to_day]
+    ).fetchall()
 
 
 def test_experiment_daily_metrics(traffic: psycopg.Connection) -> None:
@@ -136,8 +154,11 @@ def test_experiment_daily_metrics(traffic: psycopg.Connection) -> None:
     assert metrics(traffic, "exp2") == [r for r in EXPECTED_METRICS if r[1] == "exp2"]
     assert metrics(traffic, "quiet") == []
     # named arguments, as PostgREST passes them
-    rows = traffic.execute("select count(*) from rec_experiment_daily_metrics("
-                           "experiment_key => 'exp1', from_day => %s, to_day => %s)", [D1, D2]).fetchone()
+    rows = traffic.execute(
+        "select count(*) from rec_experiment_daily_metrics("
+        "experiment_key => 'exp1', from_day => %s, to_day => %s)",
+        [D1, D2],
+    ).fetchone()
     assert rows == (4,)
 
 

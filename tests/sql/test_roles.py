@@ -25,11 +25,20 @@ from tests.sql.conftest import (
 from tests.sql.reference import assign
 
 # a column of each table, for update statements
-TIME_COLUMN = {"rec_experiments": "created_at", "rec_user_experiment_assignments": "assigned_at",
-               "rec_impressions": "created_at", "rec_outcomes": "created_at",
-               "rec_audit_log": "created_at"}
-TABLES = ["rec_experiments", "rec_user_experiment_assignments", "rec_impressions",
-          "rec_outcomes", "rec_audit_log"]
+TIME_COLUMN = {
+    "rec_experiments": "created_at",
+    "rec_user_experiment_assignments": "assigned_at",
+    "rec_impressions": "created_at",
+    "rec_outcomes": "created_at",
+    "rec_audit_log": "created_at",
+}
+TABLES = [
+    "rec_experiments",
+    "rec_user_experiment_assignments",
+    "rec_impressions",
+    "rec_outcomes",
+    "rec_audit_log",
+]
 VIEWS = ["rec_variant_daily_metrics_v1", "rec_variant_daily_outcomes_v1"]
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
 USER_FACING = {"rec_assign_variant", "rec_assign_variants"}
@@ -41,10 +50,23 @@ CONTRACT_FUNCTIONS = {
     "rec_set_user_variant": ["experiment_key", "user_id", "variant", "admin_id"],
     "rec_reset_user_variant": ["experiment_key", "user_id", "admin_id"],
     "rec_active_experiments": [],
-    "rec_create_experiment": ["experiment_key", "variants", "admin_id", "name", "description", "salt",
-                              "salt_rotation_interval"],
-    "rec_update_experiment": ["experiment_key", "admin_id", "name", "description", "variants",
-                              "salt_rotation_interval"],
+    "rec_create_experiment": [
+        "experiment_key",
+        "variants",
+        "admin_id",
+        "name",
+        "description",
+        "salt",
+        "salt_rotation_interval",
+    ],
+    "rec_update_experiment": [
+        "experiment_key",
+        "admin_id",
+        "name",
+        "description",
+        "variants",
+        "salt_rotation_interval",
+    ],
     "rec_activate_experiment": ["experiment_key", "admin_id"],
     "rec_end_experiment": ["experiment_key", "admin_id"],
     "rec_rotate_salt": ["experiment_key", "admin_id", "reassign"],
@@ -83,6 +105,7 @@ def relations() -> list[str]:
 
 # --- the surface exists as the contract names it ----------------------------
 
+
 def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connection) -> None:
     rows = db.execute(r"""
         select p.proname, coalesce(p.proargnames[1:p.pronargs], '{}')
@@ -96,9 +119,13 @@ def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connecti
 
 
 def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> None:
-    rls: dict[str, bool] = dict(db.execute("select relname, relrowsecurity from pg_class"
-                          " where relnamespace = 'public'::regnamespace and relname = any(%s)",
-                          [TABLES]).fetchall())
+    rls: dict[str, bool] = dict(
+        db.execute(
+            "select relname, relrowsecurity from pg_class"
+            " where relnamespace = 'public'::regnamespace and relname = any(%s)",
+            [TABLES],
+        ).fetchall()
+    )
     assert rls == dict.fromkeys(TABLES, True)
     for view in VIEWS:
         options = scalar(db, "select reloptions from pg_class where oid = %s::regclass", [view])
@@ -117,6 +144,7 @@ def test_security_definer_functions_pin_search_path(db: psycopg.Connection) -> N
 
 # --- anon: nothing ----------------------------------------------------------------
 
+
 def test_anon_cannot_touch_tables_or_views(db: psycopg.Connection) -> None:
     with acting_as(db, "anon"):
         for rel in relations():
@@ -126,8 +154,11 @@ def test_anon_cannot_touch_tables_or_views(db: psycopg.Connection) -> None:
             with raises_sqlstate(db, "42501"):
                 db.execute(sql.SQL("delete from {}").format(sql.Identifier(table)))
             with raises_sqlstate(db, "42501"):
-                db.execute(sql.SQL("update {} set {} = now()").format(
-                    sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])))
+                db.execute(
+                    sql.SQL("update {} set {} = now()").format(
+                        sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])
+                    )
+                )
         with raises_sqlstate(db, "42501"):
             db.execute("insert into rec_impressions (user_id) values (%s)", [uuid.uuid4()])
         with raises_sqlstate(db, "42501"):
@@ -159,11 +190,12 @@ def test_anon_cannot_assign(db: psycopg.Connection) -> None:
         with raises_sqlstate(db, "42501"):
             db.execute("select rec_assign_variants(%s)", [user])
         with raises_sqlstate(db, "42501"):
-            db.execute("select rec_internal.bucket('s', %s, '[{\"name\": \"a\", \"weight\": 1}]')", [user])
+            db.execute('select rec_internal.bucket(\'s\', %s, \'[{"name": "a", "weight": 1}]\')', [user])
     assert scalar(db, "select count(*) from rec_user_experiment_assignments") == 0
 
 
 # --- authenticated: its own assignment only ----------------------------------
+
 
 def test_authenticated_assigns_itself(db: psycopg.Connection) -> None:
     create_experiment(db, "exp", AB, salt="s")
@@ -203,41 +235,67 @@ def test_authenticated_assignment_is_stored(db: psycopg.Connection) -> None:
     db.execute("reset role")
     with db.transaction():
         db.execute("set local role authenticated")
-        db.execute("select set_config('request.jwt.claims', %s, true)",
-                   [json.dumps({"role": "authenticated", "sub": str(me)})])
+        db.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            [json.dumps({"role": "authenticated", "sub": str(me)})],
+        )
         got = scalar(db, "select rec_assign_variant('exp', %s)", [me])
     db.execute("set role rec_migrator")
-    assert scalar(db, "select variant from rec_user_experiment_assignments where user_id = %s",
-                  [me]) == got
+    assert scalar(db, "select variant from rec_user_experiment_assignments where user_id = %s", [me]) == got
 
 
 # --- service_role: everything --------------------------------------------------
 
+
 def test_service_role_reads_and_writes_every_table(db: psycopg.Connection) -> None:
     user = uuid.uuid4()
     with acting_as(db, "service_role"):
-        eid = scalar(db, "insert into rec_experiments (key, status, variants, salt)"
-                         " values ('svc', 'active', %s, 's') returning id", [json.dumps(AB)])
-        db.execute("insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-                   " values (%s, %s, 'control')", [eid, user])
-        imp = scalar(db, "insert into rec_impressions (user_id, request_context)"
-                         " values (%s, '{\"experiments\": {\"svc\": \"control\"}}') returning id", [user])
-        db.execute("insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')",
-                   [imp, user])
-        db.execute("insert into rec_audit_log (experiment_id, action, actor_id) values (%s, 'note', %s)",
-                   [eid, ADMIN])
+        eid = scalar(
+            db,
+            "insert into rec_experiments (key, status, variants, salt)"
+            " values ('svc', 'active', %s, 's') returning id",
+            [json.dumps(AB)],
+        )
+        db.execute(
+            "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+            " values (%s, %s, 'control')",
+            [eid, user],
+        )
+        imp = scalar(
+            db,
+            "insert into rec_impressions (user_id, request_context)"
+            ' values (%s, \'{"experiments": {"svc": "control"}}\') returning id',
+            [user],
+        )
+        db.execute(
+            "insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')", [imp, user]
+        )
+        db.execute(
+            "insert into rec_audit_log (experiment_id, action, actor_id) values (%s, 'note', %s)",
+            [eid, ADMIN],
+        )
         for table in TABLES:
             assert scalar(db, sql.SQL("select count(*) from {}").format(sql.Identifier(table))) == 1
-            db.execute(sql.SQL("update {} set {} = now()").format(
-                sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])))
+            db.execute(
+                sql.SQL("update {} set {} = now()").format(
+                    sql.Identifier(table), sql.Identifier(TIME_COLUMN[table])
+                )
+            )
         for view in VIEWS:
             assert scalar(db, sql.SQL("select count(*) from {}").format(sql.Identifier(view))) == 1
-        db.execute("update rec_experiments set name = 'renamed', variants = %s where id = %s",
-                   [json.dumps([{"name": "control", "weight": 3}, {"name": "treatment", "weight": 1}]), eid])
+        db.execute(
+            "update rec_experiments set name = 'renamed', variants = %s where id = %s",
+            [json.dumps([{"name": "control", "weight": 3}, {"name": "treatment", "weight": 1}]), eid],
+        )
         with raises_sqlstate(db, "23514"):  # the variants check applies to service_role too
             db.execute("update rec_experiments set variants = '[]' where id = %s", [eid])
-        for table in ["rec_outcomes", "rec_impressions", "rec_user_experiment_assignments",
-                      "rec_audit_log", "rec_experiments"]:
+        for table in [
+            "rec_outcomes",
+            "rec_impressions",
+            "rec_user_experiment_assignments",
+            "rec_audit_log",
+            "rec_experiments",
+        ]:
             db.execute(sql.SQL("delete from {}").format(sql.Identifier(table)))
         assert scalar(db, "select count(*) from rec_experiments") == 0
 
@@ -254,8 +312,10 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     user = uuid.uuid4()
     v = json.dumps(AB)
     calls: list[tuple[str, list[Any]]] = [
-        ("select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')",
-         [v, ADMIN]),
+        (
+            "select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')",
+            [v, ADMIN],
+        ),
         ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
         ("select rec_activate_experiment('svc', %s)", [ADMIN]),
         ("select rec_assign_variant('svc', %s)", [user]),
@@ -273,8 +333,9 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_rotate_due_salts()", []),
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
     ]
-    assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == \
-        {n.removeprefix("rec_") for n in CONTRACT_FUNCTIONS}
+    assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == {
+        n.removeprefix("rec_") for n in CONTRACT_FUNCTIONS
+    }
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
@@ -292,14 +353,19 @@ def test_catalog_privileges(db: psycopg.Connection) -> None:
     for role in ("anon", "authenticated"):
         for rel in relations():
             for priv in PRIVILEGES:
-                assert not scalar(db, "select has_table_privilege(%s, %s, %s)", [role, rel, priv]), \
-                    (role, rel, priv)
+                assert not scalar(db, "select has_table_privilege(%s, %s, %s)", [role, rel, priv]), (
+                    role,
+                    rel,
+                    priv,
+                )
         assert not scalar(db, "select has_sequence_privilege(%s, 'rec_audit_log_id_seq', 'usage')", [role])
         assert not scalar(db, "select has_schema_privilege(%s, 'rec_internal', 'usage')", [role])
         for sig in functions:
             allowed = role == "authenticated" and sig.split("(")[0] in USER_FACING
-            assert scalar(db, "select has_function_privilege(%s, %s, 'execute')", [role, sig]) == allowed, \
-                (role, sig)
+            assert scalar(db, "select has_function_privilege(%s, %s, 'execute')", [role, sig]) == allowed, (
+                role,
+                sig,
+            )
     for rel in TABLES:
         for priv in ("select", "insert", "update", "delete"):
             assert scalar(db, "select has_table_privilege('service_role', %s, %s)", [rel, priv]), (rel, priv)

@@ -129,12 +129,17 @@ def key_headers(key: str, bearer: str | None = None) -> dict[str, str]:
     return headers
 
 
-async def rpc(client: httpx.AsyncClient, stack: Stack, fn: str, body: Any = None, *,
-              headers: dict[str, str] | None = None) -> httpx.Response:
+async def rpc(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    fn: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """POST /rest/v1/rpc/<fn>, as the secret key unless headers say otherwise."""
     sent = key_headers(stack.keys.secret) if headers is None else headers
-    return await client.post(f"/rest/v1/rpc/{fn}", json={} if body is None else body,
-                             headers=sent)
+    return await client.post(f"/rest/v1/rpc/{fn}", json={} if body is None else body, headers=sent)
 
 
 def error(response: httpx.Response) -> dict[str, Any]:

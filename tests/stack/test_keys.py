@@ -10,10 +10,12 @@ from devstack import keys
 # What `supabase start` prints for the default JWT secret.
 CLI_ANON_KEY = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAi"
-    "OjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0")
+    "OjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0"
+)
 CLI_SERVICE_ROLE_KEY = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9s"
-    "ZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU")
+    "ZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
+)
 
 
 def test_defaults_are_the_cli_keys() -> None:
@@ -26,15 +28,21 @@ def test_defaults_are_the_cli_keys() -> None:
 
 def test_environment_overrides_and_legacy_jwts_follow_the_secret() -> None:
     secret = "x" * 40
-    k = keys.from_env({"RECSYS_PUBLISHABLE_KEY": "sb_publishable_mine",
-                       "RECSYS_SECRET_KEY": "sb_secret_mine", "RECSYS_JWT_SECRET": secret})
+    k = keys.from_env(
+        {
+            "RECSYS_PUBLISHABLE_KEY": "sb_publishable_mine",
+            "RECSYS_SECRET_KEY": "sb_secret_mine",
+            "RECSYS_JWT_SECRET": secret,
+        }
+    )
     assert (k.publishable, k.secret) == ("sb_publishable_mine", "sb_secret_mine")
     claims = jwt.decode(k.service_role_jwt, secret, algorithms=["HS256"])
     assert claims == {"iss": "supabase-demo", "role": "service_role", "exp": keys.LEGACY_EXPIRY}
 
 
-@pytest.mark.parametrize("env", [{"RECSYS_JWT_SECRET": "too-short"},
-                                 {"RECSYS_SECRET_KEY": keys.DEFAULT_PUBLISHABLE_KEY}])
+@pytest.mark.parametrize(
+    "env", [{"RECSYS_JWT_SECRET": "too-short"}, {"RECSYS_SECRET_KEY": keys.DEFAULT_PUBLISHABLE_KEY}]
+)
 def test_unusable_keys_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(keys.InvalidKeys):
         keys.from_env(env)
@@ -47,6 +55,10 @@ def test_repr_never_shows_a_key() -> None:
 
 def test_user_jwt_looks_like_supabase_auth() -> None:
     k = keys.LocalKeys()
-    claims = jwt.decode(k.user_jwt("00000000-0000-4000-8000-000000000001"), k.jwt_secret,
-                        algorithms=["HS256"], audience="authenticated")
+    claims = jwt.decode(
+        k.user_jwt("00000000-0000-4000-8000-000000000001"),
+        k.jwt_secret,
+        algorithms=["HS256"],
+        audience="authenticated",
+    )
     assert claims["role"] == "authenticated" and claims["exp"] > claims["iat"]
