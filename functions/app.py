@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from functions.openapi import openapi_document
-from functions.registry import FUNCTIONS, FunctionSpec
-from shared.auth import check_caller
+from functions.registry import FUNCTIONS
+from functions.runner import refuse_caller, run
 from shared.client import ClientFactory, Runtime
 from shared.config import ConfigError, Settings
-from shared.errors import ApiError, internal_error, misconfigured
+from shared.errors import ApiError, internal_error
 from shared.http import (
     error_response,
     json_response,
@@ -41,13 +41,13 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     async def function_endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
             return preflight_response()
-        spec = FUNCTIONS.get(request.path_params["name"])
-        if spec is None or request.method != "POST":
-            refused = _refuse_caller(request, runtime)
+        function = FUNCTIONS.get(request.path_params["name"])
+        if function is None or request.method != "POST":
+            refused = refuse_caller(request, runtime)
             if refused:
                 return refused
-            return error_response(_UNKNOWN) if spec is None else method_not_allowed()
-        return await _run(spec, request, runtime)
+            return error_response(_UNKNOWN) if function is None else method_not_allowed()
+        return await run(function, request, runtime)
 
     async def openapi_endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -80,38 +80,11 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     return app
 
 
-async def _run(spec: FunctionSpec, request: Request, runtime: Runtime) -> Response:
-    """Every failure becomes a JSON error with CORS headers; only bugs become 500."""
-    try:
-        return await spec.handle(request, runtime)
-    except ApiError as exc:
-        return error_response(exc)
-    except ConfigError as exc:
-        log.error("functions misconfigured: %s", exc)
-        return error_response(misconfigured())
-    except ClientDisconnect:
-        return error_response(ApiError(400, "client_disconnected", "The body was cut short."))
-    except Exception:
-        log.exception("function %s failed", spec.name)
-        return error_response(internal_error())
-
-
-def _refuse_caller(request: Request, runtime: Runtime) -> Response | None:
-    """The caller check comes before anything else, even a 404/405."""
-    try:
-        check_caller(request.headers, runtime.settings)
-    except ApiError as exc:
-        return error_response(exc)
-    except ConfigError:
-        return error_response(misconfigured())
-    return None
-
-
 async def _http_exception(request: Request, exc: Exception) -> Response:
     # Router-level misses (paths outside /functions/v1/<name>, odd methods).
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return _refuse_caller(request, request.app.state.runtime) or method_not_allowed()
+        return refuse_caller(request, request.app.state.runtime) or method_not_allowed()
     where = "Functions live at POST /functions/v1/<name>."
     return error_response(ApiError(status, "not_found", where))
 

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from functions.registry import FunctionSpec
+from functions.registry import Function
 
 _ERRORS = {
     "400": "Body is not a JSON object.",
@@ -35,7 +35,7 @@ _ERROR_SCHEMA = {
 }
 
 
-def openapi_document(functions: dict[str, FunctionSpec]) -> dict[str, Any]:
+def openapi_document(functions: dict[str, Function]) -> dict[str, Any]:
     mode: Literal["validation"] = "validation"
     models: list[tuple[type[BaseModel], Literal["validation"]]] = [
         (spec.body, mode) for spec in functions.values()
@@ -70,7 +70,7 @@ def openapi_document(functions: dict[str, FunctionSpec]) -> dict[str, Any]:
     }
 
 
-def _operation(spec: FunctionSpec, schema: dict[str, Any]) -> dict[str, Any]:
+def _operation(spec: Function, schema: dict[str, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {
         "operationId": spec.name,

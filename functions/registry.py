@@ -1,62 +1,135 @@
-"""The admin functions by URL name: what the app routes and the OpenAPI doc lists."""
+"""Every admin function: its URL name, body model, whether it writes, and
+what it calls. The app routes these, the OpenAPI document lists them, and
+tests derive their cases from them.
+
+A plain action is one registry line: the body's fields become the RPC's
+arguments (``key`` → ``experiment_key``). Functions with more logic than
+that live in their own module and are registered the same way.
+"""
+
+from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any
 
 from pydantic import BaseModel
-from starlette.requests import Request
-from starlette.responses import Response
 
-from functions import (
-    admin_activate_experiment,
-    admin_audit_log,
-    admin_create_experiment,
-    admin_end_experiment,
-    admin_get_experiment,
-    admin_list_experiments,
-    admin_reset_user_variant,
-    admin_rotate_salt,
-    admin_search_users,
-    admin_set_user_variant,
-    admin_update_experiment,
-    admin_user_assignments,
-)
-from shared.client import Runtime
+from functions import get_experiment, rotate_salt
+from shared import models
+from shared.client import Runtime, call_rpc
+from shared.models import rpc_args
+from shared.rpcs import rpc
 
-Handler = Callable[[Request, Runtime], Awaitable[Response]]
+Call = Callable[[Runtime, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
+class Function:
     name: str
     body: type[BaseModel]
-    handle: Handler
+    call: Call
+    writes: bool  # changes state (and is audited); a read-only admin may not call it
     summary: str
 
 
-def _spec(module: ModuleType) -> FunctionSpec:
-    doc = (module.__doc__ or "").strip()
-    return FunctionSpec(module.NAME, module.Body, module.handle, doc.split("\n")[0])
+def calls(rpc_name: str) -> Call:
+    """A plain action: the body as the arguments of one RPC, its result as the answer."""
+    name = rpc(rpc_name)
+
+    async def call(runtime: Runtime, body: BaseModel) -> Any:
+        return await call_rpc(runtime, name, rpc_args(body, key="experiment_key"))
+
+    return call
 
 
-FUNCTIONS: dict[str, FunctionSpec] = {
-    spec.name: spec
-    for spec in map(
-        _spec,
-        (
-            admin_create_experiment,
-            admin_update_experiment,
-            admin_activate_experiment,
-            admin_end_experiment,
-            admin_rotate_salt,
-            admin_set_user_variant,
-            admin_reset_user_variant,
-            admin_list_experiments,
-            admin_get_experiment,
-            admin_search_users,
-            admin_user_assignments,
-            admin_audit_log,
-        ),
-    )
-}
+def _registry(*functions: Function) -> dict[str, Function]:
+    return {function.name: function for function in functions}
+
+
+FUNCTIONS: dict[str, Function] = _registry(
+    Function(
+        "admin-create-experiment",
+        models.CreateExperiment,
+        calls("rec_create_experiment"),
+        writes=True,
+        summary="Create a draft experiment (random salt unless one is given).",
+    ),
+    Function(
+        "admin-update-experiment",
+        models.UpdateExperiment,
+        calls("rec_update_experiment"),
+        writes=True,
+        summary="Change name, description, variants (draft only) or the salt rotation interval.",
+    ),
+    Function(
+        "admin-activate-experiment",
+        models.ExperimentAction,
+        calls("rec_activate_experiment"),
+        writes=True,
+        summary="Start a draft experiment: draft → active.",
+    ),
+    Function(
+        "admin-end-experiment",
+        models.ExperimentAction,
+        calls("rec_end_experiment"),
+        writes=True,
+        summary="Stop an active experiment: active → ended.",
+    ),
+    Function(
+        "admin-rotate-salt",
+        models.RotateSalt,
+        rotate_salt.call,
+        writes=True,
+        summary="New salt for one experiment, or for every one whose rotation is due.",
+    ),
+    Function(
+        "admin-set-user-variant",
+        models.SetUserVariant,
+        calls("rec_set_user_variant"),
+        writes=True,
+        summary="Pin a user to a variant (a manual override).",
+    ),
+    Function(
+        "admin-reset-user-variant",
+        models.ResetUserVariant,
+        calls("rec_reset_user_variant"),
+        writes=True,
+        summary="Remove a user's manual override; the assignment rule applies again.",
+    ),
+    Function(
+        "admin-list-experiments",
+        models.ListExperiments,
+        calls("rec_list_experiments"),
+        writes=False,
+        summary="Experiments with assignment counts, optionally of one status.",
+    ),
+    Function(
+        "admin-get-experiment",
+        models.GetExperiment,
+        get_experiment.call,
+        writes=False,
+        summary="One experiment with its assignment counts and daily metrics series.",
+    ),
+    Function(
+        "admin-search-users",
+        models.SearchUsers,
+        calls("rec_search_users"),
+        writes=False,
+        summary="Users by exact uuid or e-mail prefix.",
+    ),
+    Function(
+        "admin-user-assignments",
+        models.UserAssignments,
+        calls("rec_user_assignments"),
+        writes=False,
+        summary="Every experiment a user is in, and what the rule would give.",
+    ),
+    Function(
+        "admin-audit-log",
+        models.AuditLog,
+        calls("rec_audit_entries"),
+        writes=False,
+        summary="Audit entries, newest first, optionally for one experiment.",
+    ),
+)

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from shared.rpcs import RPCS
 from tests.sql.conftest import (
     ADMIN,
     acting_as,
@@ -41,43 +42,10 @@ TABLES = [
 ]
 VIEWS = ["rec_variant_daily_metrics_v1", "rec_variant_daily_outcomes_v1"]
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
-USER_FACING = {"rec_assign_variant", "rec_assign_variants"}
+USER_FACING = {name for name, rpc in RPCS.items() if "authenticated" in rpc.callers}
 
-# CONTRACT.md §3: name -> argument names (PostgREST calls them by name).
-CONTRACT_FUNCTIONS = {
-    "rec_assign_variant": ["experiment_key", "user_id"],
-    "rec_assign_variants": ["user_id"],
-    "rec_set_user_variant": ["experiment_key", "user_id", "variant", "admin_id"],
-    "rec_reset_user_variant": ["experiment_key", "user_id", "admin_id"],
-    "rec_active_experiments": [],
-    "rec_create_experiment": [
-        "experiment_key",
-        "variants",
-        "admin_id",
-        "name",
-        "description",
-        "salt",
-        "salt_rotation_interval",
-    ],
-    "rec_update_experiment": [
-        "experiment_key",
-        "admin_id",
-        "name",
-        "description",
-        "variants",
-        "salt_rotation_interval",
-    ],
-    "rec_activate_experiment": ["experiment_key", "admin_id"],
-    "rec_end_experiment": ["experiment_key", "admin_id"],
-    "rec_rotate_salt": ["experiment_key", "admin_id", "reassign"],
-    "rec_rotate_due_salts": ["reassign", "admin_id"],
-    "rec_list_experiments": ["status"],
-    "rec_get_experiment": ["experiment_key"],
-    "rec_experiment_daily_metrics": ["experiment_key", "from_day", "to_day"],
-    "rec_search_users": ["query", "max_rows"],
-    "rec_user_assignments": ["user_id"],
-    "rec_audit_entries": ["experiment_key", "max_rows"],
-}
+# The SQL API as the project catalogues it: name -> argument names, callers.
+CONTRACT_FUNCTIONS = {name: list(rpc.args) for name, rpc in RPCS.items()}
 
 
 def public_functions(conn: psycopg.Connection) -> list[tuple[str, str, list[str]]]:
@@ -116,6 +84,23 @@ def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connecti
         found.setdefault(name, []).append(list(args))
     for name, args in CONTRACT_FUNCTIONS.items():
         assert found.get(name) == [args], f"{name}: {found.get(name)}"
+
+
+def test_every_public_function_is_catalogued(db: psycopg.Connection) -> None:
+    """A new RPC must be added to shared.rpcs.RPCS, which the grants checks read."""
+    names = {name for _, name, _ in public_functions(db)}
+    assert names == set(RPCS)
+
+
+def test_api_roles_may_execute_exactly_what_the_catalogue_says(db: psycopg.Connection) -> None:
+    rows = db.execute(r"""
+        select p.proname, array(select r from unnest(array['anon', 'authenticated', 'service_role']) r
+                                 where has_function_privilege(r, p.oid, 'execute') order by r)
+          from pg_proc p
+         where p.pronamespace = 'public'::regnamespace and p.proname like 'rec\_%'
+           and p.prorettype <> 'trigger'::regtype""").fetchall()
+    granted = {name: set(roles) for name, roles in rows}
+    assert granted == {name: set(rpc.callers) for name, rpc in RPCS.items()}
 
 
 def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> None:

@@ -1,0 +1,62 @@
+"""The SQL API: every public RPC the migrations define, with its argument
+names (PostgREST calls functions by argument name) and who may call it.
+
+One list for the whole project: the functions' registry names its RPCs from
+here, and the tests check the database's functions, argument names and
+grants against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE = frozenset({"service_role"})
+USERS = frozenset({"authenticated", "service_role"})
+
+
+@dataclass(frozen=True)
+class Rpc:
+    name: str
+    args: tuple[str, ...]
+    callers: frozenset[str] = SERVICE  # API roles granted EXECUTE
+
+
+def _rpcs(*rpcs: Rpc) -> dict[str, Rpc]:
+    return {rpc.name: rpc for rpc in rpcs}
+
+
+RPCS: dict[str, Rpc] = _rpcs(
+    # The recommender's hot path; signed-in users only for their own id.
+    Rpc("rec_assign_variant", ("experiment_key", "user_id"), USERS),
+    Rpc("rec_assign_variants", ("user_id",), USERS),
+    Rpc("rec_active_experiments", ()),
+    # Admin actions: each writes its audit row in the same transaction.
+    Rpc("rec_set_user_variant", ("experiment_key", "user_id", "variant", "admin_id")),
+    Rpc("rec_reset_user_variant", ("experiment_key", "user_id", "admin_id")),
+    Rpc(
+        "rec_create_experiment",
+        ("experiment_key", "variants", "admin_id", "name", "description", "salt", "salt_rotation_interval"),
+    ),
+    Rpc(
+        "rec_update_experiment",
+        ("experiment_key", "admin_id", "name", "description", "variants", "salt_rotation_interval"),
+    ),
+    Rpc("rec_activate_experiment", ("experiment_key", "admin_id")),
+    Rpc("rec_end_experiment", ("experiment_key", "admin_id")),
+    Rpc("rec_rotate_salt", ("experiment_key", "admin_id", "reassign")),
+    Rpc("rec_rotate_due_salts", ("reassign", "admin_id")),
+    # Admin reads.
+    Rpc("rec_list_experiments", ("status",)),
+    Rpc("rec_get_experiment", ("experiment_key",)),
+    Rpc("rec_experiment_daily_metrics", ("experiment_key", "from_day", "to_day")),
+    Rpc("rec_search_users", ("query", "max_rows")),
+    Rpc("rec_user_assignments", ("user_id",)),
+    Rpc("rec_audit_entries", ("experiment_key", "max_rows")),
+)
+
+
+def rpc(name: str) -> str:
+    """The name of a catalogued RPC; a typo fails at import, not at call time."""
+    if name not in RPCS:
+        raise KeyError(f"{name} is not in shared.rpcs.RPCS")
+    return name
