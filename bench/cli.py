@@ -16,7 +16,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = Config()
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Measure the DESIGN.md performance targets, each as a ratio against a "
+        description="Measure the performance targets, each as a ratio against a "
         "baseline measured in the same run. Uses DATABASE_URL if set, else an "
         "embedded Postgres in a temporary directory.",
     )

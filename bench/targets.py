@@ -1,4 +1,4 @@
-"""The three performance targets of DESIGN.md, each measured against its
+"""The three performance targets, each measured against its
 baseline in the same run."""
 
 from __future__ import annotations

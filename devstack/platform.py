@@ -13,7 +13,7 @@ OWNER = "rec_migrator"  # plays Supabase's `postgres`: owns the schema, not a su
 
 
 class Regime(StrEnum):
-    """The two privilege regimes Supabase has had (CONTRACT.md §5)."""
+    """The two privilege regimes Supabase has had (docs/reference.md §5)."""
 
     LEGACY = "legacy"  # new public objects granted to the API roles by default
     NONE = "none"  # nothing granted unless a migration grants it

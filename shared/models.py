@@ -159,7 +159,7 @@ class SetUserVariant(Body):
 
 
 class ResetUserVariant(Body):
-    """Remove a user's manual override; the rule of CONTRACT §2 applies again."""
+    """Remove a user's manual override; the rule of docs/reference.md §2 applies again."""
 
     key: ExperimentKey
     user_id: UUID

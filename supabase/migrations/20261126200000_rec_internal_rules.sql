@@ -1,5 +1,5 @@
 -- Pure rules shared by the tables' checks and the RPCs: variant validation
--- and the assignment rule of CONTRACT.md §2. They live in a schema that
+-- and the assignment rule of docs/reference.md §2. They live in a schema that
 -- PostgREST does not expose and that no API role may use.
 
 create schema if not exists rec_internal;
@@ -65,7 +65,7 @@ begin
 end
 $$;
 
--- CONTRACT.md §2, exactly:
+-- docs/reference.md §2, exactly:
 --   x = first 4 bytes of sha256(utf8(salt || user_id::text)), big-endian, / 2^32
 --   the first variant with weight > 0 whose running weight sum r has x*W < r.
 -- Arithmetic is IEEE double in array order, as in any language's float.

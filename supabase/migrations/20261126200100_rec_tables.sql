@@ -1,4 +1,4 @@
--- The five tables of CONTRACT.md §1, their constraints and indexes.
+-- The five tables of docs/reference.md §1, their constraints and indexes.
 
 create table public.rec_experiments (
   id uuid primary key default gen_random_uuid(),

@@ -1,4 +1,4 @@
--- The recommender's hot path and the admin overrides (CONTRACT.md §3).
+-- The recommender's hot path and the admin overrides (docs/reference.md §3).
 
 -- One experiment's variant for one user. Sticky hit = one indexed join.
 create function public.rec_assign_variant(experiment_key text, user_id uuid)

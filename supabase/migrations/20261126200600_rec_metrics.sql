@@ -1,4 +1,4 @@
--- Per-variant daily metrics (CONTRACT.md §4). Impressions are tagged with
+-- Per-variant daily metrics (docs/reference.md §4). Impressions are tagged with
 -- the {experiment_key: variant} map in request_context.experiments; an
 -- impression tagged with two experiments counts once in each. Outcomes
 -- count toward the impression's UTC day, whenever they happened.

@@ -1,4 +1,4 @@
--- Who may do what (CONTRACT.md §5), correct under both privilege regimes:
+-- Who may do what (docs/reference.md §5), correct under both privilege regimes:
 -- legacy Supabase granted every new public object to anon/authenticated
 -- by default, today nothing is granted. So revoke everything first, then
 -- grant exactly what is meant.

@@ -1,5 +1,5 @@
 """The recommender's roles through /rest/v1/rpc with the real supabase client
-(CONTRACT §5): the publishable key (anon) reaches no rec_* RPC at all; a
+(docs/reference.md §5): the publishable key (anon) reaches no rec_* RPC at all; a
 signed-in user's JWT may assign exactly itself and call nothing else; the
 secret key (service_role) sees what the user got."""
 
@@ -41,7 +41,7 @@ def keys(e2e_stack: Stack) -> Iterator[dict[str, str]]:
 
 
 def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
-    """Valid arguments for every rec_* RPC of CONTRACT §3."""
+    """Valid arguments for every rec_* RPC of docs/reference.md §3."""
     active, draft = keys["active"], keys["draft"]
     return {
         "rec_assign_variant": {"experiment_key": active, "user_id": user},

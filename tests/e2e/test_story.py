@@ -5,7 +5,7 @@ assigns users through the RPCs with supabase-py and writes tagged
 impressions and outcomes into Postgres; the admin pins a user, unpins them,
 rotates salts (plain, re-bucketing, and the scheduler's "due" call), ends it,
 and reads back counts, metrics, the audit trail, lists and user searches.
-Expected variants come from tests/sql/reference.py (CONTRACT §2 from the
+Expected variants come from tests/sql/reference.py (docs/reference.md §2 from the
 contract text alone), not from the database.
 """
 

@@ -33,7 +33,7 @@ CORS = {
     "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
     "access-control-allow-methods": "POST, OPTIONS",
 }
-CONTRACT_NAMES = {
+FUNCTION_NAMES = {
     "admin-create-experiment",
     "admin-update-experiment",
     "admin-activate-experiment",
@@ -55,7 +55,7 @@ def assert_cors(response: httpx.Response) -> None:
 
 
 def test_routes_exactly_the_contract_functions() -> None:
-    assert set(FUNCTIONS) == CONTRACT_NAMES == set(NAMES)
+    assert set(FUNCTIONS) == FUNCTION_NAMES == set(NAMES)
 
 
 @pytest.mark.parametrize("name", [*NAMES, "no-such-function"])
@@ -151,7 +151,7 @@ async def test_openapi_lists_all_functions(client: httpx.AsyncClient) -> None:
     assert_cors(response)
     doc = response.json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {f"/functions/v1/{name}" for name in CONTRACT_NAMES}
+    assert set(doc["paths"]) == {f"/functions/v1/{name}" for name in FUNCTION_NAMES}
     schemes = doc["components"]["securitySchemes"]
     assert schemes["apikey"] == {**schemes["apikey"], "type": "apiKey", "in": "header", "name": "apikey"}
     assert schemes["bearer"]["scheme"] == "bearer"

@@ -1,4 +1,4 @@
-"""Inputs the database must refuse (CONTRACT.md §1), shared by the RPC
+"""Inputs the database must refuse (docs/reference.md §1), shared by the RPC
 tests (22023) and the direct-write tests (23514)."""
 
 from __future__ import annotations

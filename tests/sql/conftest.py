@@ -1,4 +1,4 @@
-"""A freshly migrated database per privilege regime (CONTRACT.md §5): every
+"""A freshly migrated database per privilege regime (docs/reference.md §5): every
 SQL test runs twice, once with Supabase's legacy default grants and once
 with none. Tests connect as superuser and act as the roles they test."""
 

@@ -1,4 +1,4 @@
-"""The assignment rule of CONTRACT.md §2, written from the contract text
+"""The assignment rule of docs/reference.md §2, written from the contract text
 alone, so the SQL can be checked against an independent implementation:
 
     x = (first 4 bytes of SHA-256(utf8(salt || user_id::text)), big-endian unsigned) / 2^32

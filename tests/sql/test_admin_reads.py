@@ -1,5 +1,5 @@
 """What the dashboard reads: experiment lists and details, user search, one
-user's assignments, the audit trail (CONTRACT.md §3)."""
+user's assignments, the audit trail (docs/reference.md §3)."""
 
 from __future__ import annotations
 

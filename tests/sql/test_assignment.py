@@ -1,4 +1,4 @@
-"""Sticky assignment, overrides and resets (CONTRACT.md §3, first rows)."""
+"""Sticky assignment, overrides and resets (docs/reference.md §3, first rows)."""
 
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def test_unknown_variant_is_22023(db: psycopg.Connection, variant: str | None) -
 
 
 def test_null_user_id_is_a_bad_argument(db: psycopg.Connection) -> None:
-    """CONTRACT §3: a bad argument is 22023, not a constraint error from inside."""
+    """docs/reference.md §3: a bad argument is 22023, not a constraint error from inside."""
     create_experiment(db, "exp", AB)
     calls: list[tuple[str, list[Any]]] = [
         ("select rec_assign_variant('exp', null)", []),

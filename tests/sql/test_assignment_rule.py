@@ -1,4 +1,4 @@
-"""CONTRACT.md §2: the SQL rule agrees with the independent Python
+"""docs/reference.md §2: the SQL rule agrees with the independent Python
 reference (tests/sql/reference.py) user by user, and its shares follow the
 weights."""
 

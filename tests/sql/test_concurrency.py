@@ -1,4 +1,4 @@
-"""Concurrent first calls agree (CONTRACT.md §3): many connections, each in
+"""Concurrent first calls agree (docs/reference.md §3): many connections, each in
 its own thread, released together by a barrier."""
 
 from __future__ import annotations

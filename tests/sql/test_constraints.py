@@ -1,4 +1,4 @@
-"""CONTRACT.md §1 as the migration owner writes it by hand (Supabase's SQL
+"""docs/reference.md §1 as the migration owner writes it by hand (Supabase's SQL
 editor): the plain inserts work, and the tables themselves refuse bad data."""
 
 from __future__ import annotations

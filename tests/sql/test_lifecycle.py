@@ -1,5 +1,5 @@
 """Creating, editing, starting and ending experiments; rotating salts
-(CONTRACT.md §3, admin RPCs)."""
+(docs/reference.md §3, admin RPCs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT.md §4: the daily per-variant metrics views and the chart RPC."""
+"""docs/reference.md §4: the daily per-variant metrics views and the chart RPC."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT.md §5 under both privilege regimes: anon gets nothing,
+"""docs/reference.md §5 under both privilege regimes: anon gets nothing,
 authenticated only its own assignment, service_role everything. Functions
 are listed from pg_proc, so a new public rec_* function is covered without
 touching this file."""
@@ -45,7 +45,7 @@ AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
 USER_FACING = {name for name, rpc in RPCS.items() if "authenticated" in rpc.callers}
 
 # The SQL API as the project catalogues it: name -> argument names, callers.
-CONTRACT_FUNCTIONS = {name: list(rpc.args) for name, rpc in RPCS.items()}
+CATALOGUED = {name: list(rpc.args) for name, rpc in RPCS.items()}
 
 
 def public_functions(conn: psycopg.Connection) -> list[tuple[str, str, list[str]]]:
@@ -82,7 +82,7 @@ def test_contract_functions_exist_with_their_argument_names(db: psycopg.Connecti
     found: dict[str, list[list[str]]] = {}
     for name, args in rows:
         found.setdefault(name, []).append(list(args))
-    for name, args in CONTRACT_FUNCTIONS.items():
+    for name, args in CATALOGUED.items():
         assert found.get(name) == [args], f"{name}: {found.get(name)}"
 
 
@@ -153,7 +153,7 @@ def test_anon_cannot_touch_tables_or_views(db: psycopg.Connection) -> None:
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
 def test_api_roles_cannot_execute_admin_functions(db: psycopg.Connection, role: str) -> None:
     functions = public_functions(db)
-    assert set(CONTRACT_FUNCTIONS) <= {name for _, name, _ in functions}
+    assert set(CATALOGUED) <= {name for _, name, _ in functions}
     refused = [f for f in functions if role == "anon" or f[1] not in USER_FACING]
     with acting_as(db, role, str(uuid.uuid4())):
         for signature, name, types in refused:
@@ -319,7 +319,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
     ]
     assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == {
-        n.removeprefix("rec_") for n in CONTRACT_FUNCTIONS
+        n.removeprefix("rec_") for n in CATALOGUED
     }
     with acting_as(db, "service_role"):
         for query, params in calls:
