@@ -317,14 +317,19 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select rec_rotate_salt('svc', %s)", [ADMIN]),
         ("select * from rec_rotate_due_salts()", []),
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
+        ("select rec_grant_admin(%s, 'viewer', %s)", [user, ADMIN]),
+        ("select rec_admin_role(%s)", [user]),
+        ("select * from rec_list_admins()", []),
+        ("select rec_revoke_admin(%s, %s)", [user, ADMIN]),
     ]
     assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == {
         n.removeprefix("rec_") for n in CATALOGUED
     }
+    db.execute("insert into auth.users (id, email) values (%s, 'svc@example.com')", [user])
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 7
+        assert scalar(db, "select count(*) from rec_audit_log") == 9
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 
