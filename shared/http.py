@@ -43,10 +43,27 @@ def method_not_allowed() -> Response:
     return error_response(error, {"Allow": ALLOWED_METHODS})
 
 
-async def read_model(request: Request, model: type[ModelT], limit: int) -> ModelT:
-    """Body → validated model, or an ApiError (413, 400 or 422)."""
+ACTOR_MISMATCH = (
+    "admin_id must be your own user id when you are signed in "
+    "(or leave it out: it is taken from your session)."
+)
+
+
+async def read_model(
+    request: Request, model: type[ModelT], limit: int, *, actor: str | None = None
+) -> ModelT:
+    """Body → validated model, or an ApiError (413, 400, 403 or 422).
+
+    ``actor`` is a signed-in caller's user id: it becomes ``admin_id`` when
+    the body leaves it out, and a different ``admin_id`` is refused (403).
+    """
     text = _decode(await read_body(request, limit))
-    _require_json_object(text)
+    value = _require_json_object(text)
+    if actor is not None and "admin_id" in model.model_fields:
+        given = value.setdefault("admin_id", actor)
+        if not isinstance(given, str) or given.lower() != actor.lower():
+            raise ApiError(403, "forbidden", ACTOR_MISMATCH)
+        text = json.dumps(value)
     try:
         return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
@@ -85,7 +102,7 @@ def _decode(raw: bytes) -> str:
         raise ApiError(400, "invalid_json", "The request body is not UTF-8 JSON.") from None
 
 
-def _require_json_object(text: str) -> None:
+def _require_json_object(text: str) -> dict[str, Any]:
     """400 unless the text is one JSON object without duplicate keys or NaN."""
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
@@ -93,6 +110,7 @@ def _require_json_object(text: str) -> None:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    return value
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -206,6 +206,10 @@ class AuditLog(Body):
     max_rows: MaxRows | None = None
 
 
+class WhoAmI(Body):
+    """No fields: the answer is about the caller."""
+
+
 def rpc_args(body: BaseModel, **renames: str) -> dict[str, Any]:
     """The body as RPC arguments: JSON-ready, omitted optionals left out, fields renamed."""
     args = body.model_dump(mode="json", exclude_none=True)
