@@ -175,7 +175,7 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     "expired-es256": (lambda: es256(exp=int(time.time()) - 120), tokens.EXPIRED),
     "tampered": (_tampered, tokens.BAD_SIGNATURE),
     "alg-none": (_none_token, "'none' are not accepted"),
-    "hs512": (lambda: jwt.encode(claims(), JWT_SECRET, algorithm="HS512"), "'HS512' are not accepted"),
+    "hs512": (lambda: jwt.encode(claims(), "z" * 64, algorithm="HS512"), "'HS512' are not accepted"),
     "wrong-audience": (lambda: hs256(aud="somebody-else"), tokens.WRONG_AUDIENCE),
     "no-audience": (lambda: jwt.encode({**claims(), "aud": None}, JWT_SECRET), tokens.WRONG_AUDIENCE),
     "wrong-secret": (
