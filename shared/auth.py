@@ -102,7 +102,7 @@ def _looks_like_session(token: str) -> bool:
         return False
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and "sub" in payload
 

@@ -34,6 +34,7 @@ ALGORITHMS = ("HS256", "ES256", "RS256")
 AUDIENCE = "authenticated"
 JWKS_TTL = 600.0
 REFETCH_GAP = 30.0
+MAX_TOKEN_LENGTH = 16 * 1024  # Supabase's access tokens are about 1 KiB
 CLOCK_SKEW = 10  # seconds of clock difference tolerated on exp/iat
 _KEY_TYPES = {"ES256": "EC", "RS256": "RSA"}
 
@@ -97,9 +98,11 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Session:
         """The token's user, or a 401 ApiError saying what is wrong with it."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise _unauthorized(MALFORMED)
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, RecursionError):
             raise _unauthorized(MALFORMED) from None
         alg = header.get("alg")
         if alg not in ALGORITHMS:
@@ -171,7 +174,7 @@ def _decode(token: str, key: Any, alg: str) -> dict[str, Any]:
         raise _unauthorized(missing.get(exc.claim, NO_EXPIRY)) from None
     except jwt.InvalidSignatureError:
         raise _unauthorized(BAD_SIGNATURE) from None
-    except jwt.DecodeError:
+    except (jwt.DecodeError, RecursionError):
         raise _unauthorized(MALFORMED) from None
     except jwt.PyJWTError:
         raise _unauthorized(INVALID) from None

@@ -164,6 +164,13 @@ def _none_token() -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims())}."
 
 
+_NESTED = '{"alg": "HS256", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def _segment_raw(text: str) -> str:
+    return jwt.utils.base64url_encode(text.encode()).decode()
+
+
 def _tampered() -> str:
     header, _, signature = hs256().split(".")
     payload = jwt.utils.base64url_encode(json.dumps(claims(sub=OTHER)).encode()).decode()
@@ -186,6 +193,11 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     "unknown-kid": (lambda: es256(FOREIGN_EC_KEY, kid="nobody"), tokens.UNKNOWN_KID),
     "rsa-kid-on-ec-token": (lambda: es256(kid="rsa-1"), tokens.BAD_SIGNATURE),
     "sub-not-uuid": (lambda: hs256(sub="admin"), tokens.NO_SUBJECT),
+    "nested-header": (
+        lambda: f"{_segment_raw(_NESTED)}.{hs256().split('.')[1]}.sig",
+        tokens.MALFORMED,
+    ),
+    "huge": (lambda: hs256(pad="x" * 20_000), tokens.MALFORMED),
     "no-expiry": (lambda: jwt.encode({**claims(), "exp": None}, JWT_SECRET), tokens.NO_EXPIRY),
 }
 
