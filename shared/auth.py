@@ -57,10 +57,6 @@ class Caller:
     email: str | None = None
 
     @property
-    def is_session(self) -> bool:
-        return self.user_id is not None
-
-    @property
     def may_write(self) -> bool:
         return self.role in ("service", "admin")
 
