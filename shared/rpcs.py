@@ -52,6 +52,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_search_users", ("query", "max_rows")),
     Rpc("rec_user_assignments", ("user_id",)),
     Rpc("rec_audit_entries", ("experiment_key", "max_rows")),
+    # The audit rows whose hash chain is broken; none when intact.
+    Rpc("rec_verify_audit_chain", ()),
 )
 
 
