@@ -146,3 +146,12 @@ def test_the_owner_is_not_refused(db: psycopg.Connection) -> None:
     create_experiment(db, "exp", AB)
     db.execute("update rec_experiments set description = 'by hand'")
     assert scalar(db, "select description from rec_experiments") == "by hand"
+
+
+def test_no_api_role_may_touch_the_chain_head(db: psycopg.Connection) -> None:
+    for role in API_ROLES:
+        for priv in ("select", "insert", "update", "delete", "truncate"):
+            granted = scalar(
+                db, "select has_table_privilege(%s, 'rec_internal.audit_chain_head', %s)", [role, priv]
+            )
+            assert not granted, (role, priv)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from devstack import migrate, postgres
 from devstack.platform import OWNER
@@ -75,6 +76,17 @@ def test_inserters_cannot_choose_their_place_in_the_chain(db: psycopg.Connection
     db.execute(
         "insert into rec_audit_log (action, chain_seq, prev_hash, row_hash) values ('note', 1, 'x', 'y')"
     )
+    assert_linked(db, 6)
+
+
+def test_a_service_role_insert_is_chained_when_it_commits(db: psycopg.Connection, history: list[int]) -> None:
+    """service_role may not touch the chain head; the chaining trigger does it for it."""
+    db.execute("reset role")
+    with db.transaction():
+        db.execute("set local role service_role")
+        db.execute("insert into rec_audit_log (action, actor_id) values ('note', %s)", [ADMIN])
+        assert scalar(db, "select chain_seq from rec_audit_log where action = 'note'") is None
+    db.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
     assert_linked(db, 6)
 
 
