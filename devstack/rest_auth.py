@@ -106,9 +106,27 @@ def _from_jwt(token: str, keys: LocalKeys) -> Caller:
     except jwt.PyJWTError as exc:
         raise _jwt_error(exc) from None
     role = claims.get("role", ANON)
+    if not isinstance(role, str):
+        # PostgREST: a claim of the wrong type is a claims check that failed.
+        message = f"JWT claim 'role' must be a string, not {_json_type(role)}"
+        header = f'Bearer error="invalid_token", error_description="{message}"'
+        raise RestError(401, "PGRST303", message, headers={"WWW-Authenticate": header})
     if role not in API_ROLES:
         raise RestError(403, "42501", f'permission denied to set role "{role}"')
     return Caller(str(role), claims)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded claim's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def _jwt_error(exc: jwt.PyJWTError) -> RestError:

@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from functions.registry import Function
@@ -76,12 +76,24 @@ def openapi_document(functions: dict[str, Function]) -> dict[str, Any]:
     }
 
 
+def _accepts_empty(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({})
+    except ValidationError:
+        return False
+    return True
+
+
 def _operation(spec: Function, schema: dict[str, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {
         "operationId": spec.name,
         "summary": spec.summary,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        # A body every field of which is optional may be left out (read as {}).
+        "requestBody": {
+            "required": not _accepts_empty(spec.body),
+            "content": {"application/json": {"schema": schema}},
+        },
         "responses": {
             "200": {
                 "description": "The RPC's result under data.",

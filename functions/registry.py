@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions import get_experiment, rotate_salt, whoami
+from functions import get_experiment, rotate_salt, set_user_variant, whoami
 from shared import models
 from shared.client import Runtime, call_rpc
 from shared.models import rpc_args
@@ -87,7 +87,7 @@ FUNCTIONS: dict[str, Function] = _registry(
     Function(
         "admin-set-user-variant",
         models.SetUserVariant,
-        calls("rec_set_user_variant"),
+        set_user_variant.call,
         writes=True,
         summary="Pin a user to a variant (a manual override).",
     ),

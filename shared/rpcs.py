@@ -57,6 +57,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_revoke_admin", ("user_id", "admin_id")),
     Rpc("rec_list_admins", ()),
     Rpc("rec_admin_role", ("user_id",)),
+    # The audit rows whose hash chain is broken; none when intact.
+    Rpc("rec_verify_audit_chain", ()),
 )
 
 

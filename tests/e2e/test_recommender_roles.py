@@ -74,6 +74,7 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_revoke_admin": {"user_id": user, "admin_id": user},
         "rec_list_admins": {},
         "rec_admin_role": {"user_id": user},
+        "rec_verify_audit_chain": {},
     }
 
 

@@ -169,6 +169,33 @@ async def test_openapi_lists_all_functions(client: httpx.AsyncClient) -> None:
     assert "$ref" not in json.dumps(doc).replace('"$ref": "#/components/', "")
 
 
+async def test_openapi_marks_only_bodies_that_cannot_be_left_out_as_required(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/functions/v1/openapi.json")).json()
+    required = {
+        path.rsplit("/", 1)[1]: op["post"]["requestBody"]["required"] for path, op in doc["paths"].items()
+    }
+    optional = {"admin-list-experiments", "admin-audit-log"}
+    assert required == {name: name not in optional for name in FUNCTION_NAMES}
+
+
+async def test_openapi_says_what_the_server_refuses(client: httpx.AsyncClient) -> None:
+    """What JSON Schema can say of the refusals the server makes."""
+    schemas = (await client.get("/functions/v1/openapi.json")).json()["components"]["schemas"]
+    variants = schemas["CreateExperiment"]["properties"]["variants"]
+    assert variants["uniqueItems"] is True
+    assert variants["contains"]["properties"]["weight"] == {"minimum": 0.000001}
+    weight = schemas["Variant"]["properties"]["weight"]
+    assert weight["anyOf"][0] == {"const": 0}
+    update = schemas["UpdateExperiment"]["anyOf"]
+    assert {"required": ["name"], "properties": {"name": {"not": {"type": "null"}}}} in update
+    rotate = schemas["RotateSalt"]["oneOf"]
+    assert rotate[0]["properties"]["admin_id"] == {"type": "string"}
+    assert rotate[1]["properties"]["key"] == {"type": "null"}
+    assert schemas["SearchUsers"]["properties"]["max_rows"]["anyOf"][0]["type"] == "integer"
+
+
 async def test_openapi_refuses_post(client: httpx.AsyncClient) -> None:
     response = await client.post("/functions/v1/openapi.json", headers=ADMIN)
     assert response.status_code == 405
