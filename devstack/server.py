@@ -37,7 +37,7 @@ from supabase import AsyncClient
 
 from devstack import keys as local_keys
 from devstack import migrate, postgres
-from devstack.cli import open_server
+from devstack.database import open_database
 from devstack.rest import RestApi
 from devstack.rest_errors import json_response
 from functions.app import create_app as create_functions_app
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"recsys-exp: {exc}", file=sys.stderr)
         return 1
     with sock, _signals_unwind():
-        server = open_server(args)
+        server = open_database(args.database_url, args.data_dir)
         try:
             public_url = base_url(args.host, sock.getsockname()[1])
             applied = migrate.migrate(server.url, seed=True)
