@@ -248,8 +248,8 @@ async def test_other_methods_are_pgrst101(client: httpx.AsyncClient, stack: Stac
     assert r.status_code == 405 and error(r)["code"] == "PGRST101"
 
 
-async def test_tables_are_not_served(client: httpx.AsyncClient, stack: Stack) -> None:
-    r = await client.get("/rest/v1/rec_experiments", headers=key_headers(stack.keys.secret))
+async def test_other_paths_are_pgrst125(client: httpx.AsyncClient, stack: Stack) -> None:
+    r = await client.get("/rest/v1/rec_experiments/extra", headers=key_headers(stack.keys.secret))
     assert r.status_code == 404 and error(r)["code"] == "PGRST125"
 
 
