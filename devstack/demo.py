@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+from postgrest.exceptions import APIError
 from postgrest.types import ReturnMethod
 from scipy import stats
 from supabase import AsyncClient, acreate_client
+from supabase_functions.errors import FunctionsError
 from tqdm import tqdm
 
 from devstack import keys as local_keys
@@ -69,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     key = args.key or local_keys.from_env().secret
     plan = Plan(users=args.users, days=args.days, seed=args.seed)
-    print(asyncio.run(_demo(args.url, key, plan, keep_active=args.keep_active)))
+    try:
+        print(asyncio.run(_demo(args.url, key, plan, keep_active=args.keep_active)))
+    except httpx.TransportError as exc:
+        print(f"recsys-exp demo: cannot reach {args.url} ({exc}); is `recsys-exp dev` running?")
+        return 1
+    except (APIError, FunctionsError) as exc:
+        print(f"recsys-exp demo: {args.url} refused a request: {exc}")
+        return 1
     return 0
 
 
