@@ -15,19 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from devstack import migrate as migrator
-from devstack import postgres
-from devstack.database import DEFAULT_DATA_DIR
-from devstack.platform import Regime
-
 LOCAL_URL = "http://127.0.0.1:54321"
+DEFAULT_DATA_DIR = Path(".devdata")
+REGIMES = ("none", "legacy")  # devstack.platform.Regime's values
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        from devstack import migrate, postgres
+    except ModuleNotFoundError as exc:  # `pip install .` is the functions only
+        print(f"recsys-exp: {exc.name} is missing; install the dev extra: pip install '.[dev]'")
+        return 1
+    try:
         return int(command(args.run)(args))
-    except (postgres.DatabaseError, migrator.MigrationError) as exc:
+    except (postgres.DatabaseError, migrate.MigrationError) as exc:
         print(f"recsys-exp: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -49,8 +51,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", action="store_true", help="run supabase/seed.sql on a fresh database")
     m.add_argument(
         "--regime",
-        choices=[r.value for r in Regime],
-        default=Regime.NONE.value,
+        choices=REGIMES,
+        default="none",
         help="default privileges to emulate on plain Postgres (default: none, as Supabase today)",
     )
     m.set_defaults(run="devstack.migrate:run")

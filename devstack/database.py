@@ -19,10 +19,8 @@ from pathlib import Path
 
 from devstack import postgres
 
-DEFAULT_DATA_DIR = Path(".devdata")
 
-
-def open_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> postgres.Server:
+def open_database(database_url: str | None, data_dir: Path) -> postgres.Server:
     """The command's Postgres; call `.stop()` when done (stops only an embedded one)."""
     if database_url:
         return postgres.connect_server(database_url)
@@ -30,7 +28,7 @@ def open_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR) -
 
 
 @contextmanager
-def opened(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[postgres.Server]:
+def opened(database_url: str | None, data_dir: Path) -> Iterator[postgres.Server]:
     server = open_database(database_url, data_dir)
     try:
         yield server
