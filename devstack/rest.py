@@ -57,6 +57,7 @@ from devstack.rest_auth import Caller, authenticate
 from devstack.rest_catalog import Call, Catalog
 from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database
 from devstack.rest_tables import Tables, wants_representation
+from shared import http
 
 log = logging.getLogger("devstack.rest")
 
@@ -256,15 +257,8 @@ class RestApi:
         return text, frozenset(value) if isinstance(value, dict) else None
 
     async def _read_body(self, request: Request) -> str:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large()
-        data = bytearray()
         try:
-            async for chunk in request.stream():
-                data += chunk
-                if len(data) > self.max_body_bytes:
-                    raise self._too_large()
+            data = await http.read_body(request, self.max_body_bytes, self._too_large, self._bad_length)
         except ClientDisconnect:
             raise RestError(400, "PGRST102", "The request body was cut short") from None
         try:
@@ -272,12 +266,16 @@ class RestApi:
         except UnicodeDecodeError:
             raise RestError(400, "PGRST102", "The request body is not valid UTF-8") from None
 
-    def _too_large(self) -> GatewayError:
+    @staticmethod
+    def _bad_length() -> RestError:
+        return RestError(400, "PGRST102", "Content-Length is not a number")
+
+    def _too_large(self, limit: int) -> GatewayError:
         return GatewayError(
             413,
             None,
             "Payload Too Large",
-            hint=f"The local stack accepts request bodies up to {self.max_body_bytes} bytes.",
+            hint=f"The local stack accepts request bodies up to {limit} bytes.",
         )
 
     async def _elsewhere(self, request: Request) -> Response:

@@ -29,7 +29,7 @@ UNKNOWN_KEY = "This API key is not one of the project's secret keys."
 def check_caller(headers: Mapping[str, str], settings: Settings) -> None:
     """Return if the caller presents a service-level key; raise 401/403 otherwise."""
     apikey = headers.get("apikey", "")
-    bearer = _bearer_token(headers.get("authorization", ""))
+    bearer = bearer_token(headers.get("authorization", ""))
     presented = _credentials(apikey, bearer)
     if not presented:
         raise ApiError(401, "unauthorized", SECRET_IN_AUTHORIZATION if bearer else MISSING)
@@ -38,8 +38,9 @@ def check_caller(headers: Mapping[str, str], settings: Settings) -> None:
     raise ApiError(403, "forbidden", _refusal(presented, settings))
 
 
-def _bearer_token(authorization: str) -> str:
-    scheme, _, token = authorization.partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header, else ""."""
+    scheme, _, token = authorization.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
@@ -51,6 +52,7 @@ def _credentials(apikey: str, bearer: str) -> list[str]:
 
 
 def is_jwt(value: str) -> bool:
+    """Shaped like a JWT (three base64url parts); says nothing about its signature."""
     return _JWT.fullmatch(value) is not None
 
 
