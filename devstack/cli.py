@@ -96,16 +96,13 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
 
 
 def add_api_args(p: argparse.ArgumentParser) -> None:
-    """--url / --key: a running stack (or Supabase project) reached over HTTP."""
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SUPABASE_URL", LOCAL_URL),
-        help=f"the API URL (default: $SUPABASE_URL, else {LOCAL_URL}, the local stack)",
-    )
+    """--url / --key: a running stack (or Supabase project) reached over HTTP.
+    No environment default for the URL: a stray $SUPABASE_URL must not send
+    demo traffic to a real project."""
+    p.add_argument("--url", default=LOCAL_URL, help=f"the API URL (default: {LOCAL_URL}, the local stack)")
     p.add_argument(
         "--key",
-        default=os.environ.get("SUPABASE_SECRET_KEY"),
-        help="a secret key (default: $SUPABASE_SECRET_KEY, else the local stack's)",
+        help="a secret key (default: the local stack's, $RECSYS_SECRET_KEY if set, as `dev` uses)",
     )
 
 
