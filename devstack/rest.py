@@ -1,5 +1,6 @@
-"""A small PostgREST-compatible RPC endpoint: the part of Supabase's Data API
-that the admin functions and a recommender use, for the local stack.
+"""A small PostgREST-compatible `/rest/v1`: the part of Supabase's Data API
+that the admin functions and a recommender use (RPCs, and inserts into
+tables: devstack/rest_tables.py), for the local stack.
 
 What it implements, following PostgREST's documented behaviour:
 
