@@ -56,8 +56,8 @@ from starlette.routing import Route
 from devstack.keys import LocalKeys
 from devstack.rest_auth import Caller, authenticate
 from devstack.rest_catalog import Call, Catalog
-from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database
-from devstack.rest_tables import Tables, wants_representation
+from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database, json_response
+from devstack.rest_tables import Tables, preferences
 from shared import http
 
 log = logging.getLogger("devstack.rest")
@@ -185,16 +185,20 @@ class RestApi:
             )
         caller = authenticate(request.headers, self.keys)
         text = await self._read_body(request)
-        representation = wants_representation(request.headers.get("prefer", ""))
+        prefer = preferences(request.headers.get("prefer", ""))
         table = request.path_params["table"]
+        inserted: list[Any] = []
         async with self._connection(caller) as conn:
-            insert = await self.tables.insert(conn, table, text, representation)
+            inserts = await self.tables.inserts(conn, table, text, prefer)
             async with conn.transaction():
                 await conn.execute(_LOCALS_SQL, _locals(request, caller, "/" + table))
-                row = await (await conn.execute(insert.query(), [insert.rows_json])).fetchone()
-        if not representation:
+                for insert in inserts:
+                    row = await (await conn.execute(insert.query(), [insert.rows_json])).fetchone()
+                    if row and row[0]:
+                        inserted += json.loads(row[0])
+        if "return=representation" not in prefer:
             return Response(status_code=201)
-        return Response((row[0] if row and row[0] else "[]").encode(), 201, media_type=JSON_TYPE)
+        return json_response(inserted, 201)
 
     async def _call(self, request: Request) -> Response:
         method = request.method

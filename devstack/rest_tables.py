@@ -4,7 +4,9 @@ object or an array of objects, for the rows a recommender writes
 
 - The columns are the keys of the (first) object; a later object missing a
   key inserts NULL there, other columns get their defaults, as PostgREST's
-  default `Prefer: missing=null` does. Postgres casts every value
+  default `Prefer: missing=null` does. With `Prefer: missing=default` a
+  missing key gets the column's default instead (supabase-py:
+  `insert(rows, default_to_null=False)`). Postgres casts every value
   (`json_populate_recordset`), so a bad uuid is its own 22P02.
 - `Prefer: return=representation` answers 201 with the inserted rows as an
   array; `return=minimal` (the default) and `headers-only` answer 201 with
@@ -67,10 +69,9 @@ class Insert:
         ).format(insert)
 
 
-def wants_representation(prefer: str) -> bool:
-    """`Prefer: return=representation` (comma-separated preferences)."""
-    prefs = {p.strip().replace(" ", "") for p in prefer.split(",")}
-    return "return=representation" in prefs
+def preferences(prefer: str) -> set[str]:
+    """The `Prefer` header's comma-separated preferences."""
+    return {p.strip().replace(" ", "") for p in prefer.split(",")}
 
 
 def parse_rows(text: str) -> tuple[list[dict[str, Any]], str]:
@@ -92,11 +93,21 @@ class Tables:
     def __init__(self) -> None:
         self._columns: dict[str, tuple[str, ...]] | None = None
 
-    async def insert(
-        self, conn: psycopg.AsyncConnection[Any], table: str, text: str, representation: bool
-    ) -> Insert:
+    async def inserts(
+        self, conn: psycopg.AsyncConnection[Any], table: str, text: str, prefer: set[str]
+    ) -> list[Insert]:
+        """The statements for one request: one, or with `missing=default` one
+        per distinct set of keys (so each leaves out exactly its missing columns)."""
+        representation = "return=representation" in prefer
         rows, rows_json = parse_rows(text)
-        keys = tuple(rows[0]) if rows else ()
+        if "missing=default" in prefer and rows:
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault(tuple(row), []).append(row)
+            batches = [(keys, json.dumps(group)) for keys, group in groups.items()]
+        else:
+            batches = [(tuple(rows[0]) if rows else (), rows_json)]
+        keys = tuple(dict.fromkeys(k for batch, _ in batches for k in batch))
         columns = await self._columns_of(conn, table, keys)
         unknown = [k for k in keys if k not in columns]
         if unknown:
@@ -105,7 +116,7 @@ class Tables:
                 "PGRST204",
                 f"Could not find the '{unknown[0]}' column of '{table}' in the schema cache",
             )
-        return Insert(table, keys, rows_json, representation)
+        return [Insert(table, batch, batch_json, representation) for batch, batch_json in batches]
 
     async def _columns_of(
         self, conn: psycopg.AsyncConnection[Any], table: str, keys: tuple[str, ...]
