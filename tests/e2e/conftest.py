@@ -2,8 +2,8 @@
 uvicorn on a free port, over a freshly migrated and seeded database, driven
 only the way its users drive it: `POST /functions/v1/<name>` with the
 secret key (httpx and supabase-py's functions.invoke), the recommender RPCs
-through supabase-py's rpc(), and impressions/outcomes written straight into
-Postgres as a recommender backend writes them.
+through supabase-py's rpc(), and impressions/outcomes through supabase-py's
+table inserts, as a recommender backend writes them.
 
 The server runner is tests/support/stack.py's `serve_stack`; the restart and
 outage tests start and stop stacks with it themselves.
