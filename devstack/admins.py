@@ -18,13 +18,13 @@ import argparse
 import os
 import secrets
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from devstack import auth_users, platform
+from devstack.database import open_database
 
 TERMINAL = "00000000-0000-0000-0000-000000000000"
 DEMO_EMAIL = "admin@example.com"
@@ -33,30 +33,6 @@ DEMO_PASSWORD_FILE = "admin-password"
 
 class AdminError(RuntimeError):
     """A one-line, actionable failure of an admin command."""
-
-
-def add_commands(sub: Any, add_database_args: Any) -> None:
-    """Register `admin` and its subcommands on the CLI's subparsers."""
-    admin = sub.add_parser("admin", help="who may use the admin functions signed in (rec_admins)")
-    commands = admin.add_subparsers(required=True, metavar="action")
-
-    def command(name: str, help: str, run: Any) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = commands.add_parser(name, help=help)
-        add_database_args(p, from_env=True)
-        p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(TERMINAL), help=argparse.SUPPRESS)
-        p.set_defaults(run=run)
-        return p
-
-    grant = command("grant", "give an existing Supabase Auth user a role", run_grant)
-    grant.add_argument("email")
-    grant.add_argument("--role", choices=["viewer", "admin"], default="admin")
-    revoke = command("revoke", "remove a user's access", run_revoke)
-    revoke.add_argument("email")
-    command("list", "everyone with access, and their role", run_list)
-    add = command("add", "local stack: create (or re-password) an auth user, then grant", run_add)
-    add.add_argument("email")
-    add.add_argument("--password", required=True)
-    add.add_argument("--role", choices=["viewer", "admin"], default="admin")
 
 
 def run_grant(args: argparse.Namespace) -> int:
@@ -147,9 +123,7 @@ def _user_id(conn: psycopg.Connection, email: str) -> str:
 
 
 def _run(args: argparse.Namespace, work: Any) -> int:
-    from devstack.cli import open_server
-
-    server = open_server(args)
+    server = open_database(args.database_url, args.data_dir)
     try:
         with psycopg.connect(server.url) as conn:
             message = work(conn)

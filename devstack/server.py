@@ -41,7 +41,7 @@ from devstack import admins, migrate, postgres
 from devstack import keys as local_keys
 from devstack.auth import AuthApi
 from devstack.auth_keys import SigningKey
-from devstack.cli import open_server
+from devstack.database import open_database
 from devstack.rest import RestApi
 from devstack.rest_errors import json_response
 from functions.app import create_app as create_functions_app
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"recsys-exp: {exc}", file=sys.stderr)
         return 1
     with sock, _signals_unwind():
-        server = open_server(args)
+        server = open_database(args.database_url, args.data_dir)
         try:
             public_url = base_url(args.host, sock.getsockname()[1])
             applied = migrate.migrate(server.url, seed=True)

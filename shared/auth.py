@@ -68,7 +68,7 @@ async def authorize(
     headers: Mapping[str, str], settings: Settings, tokens: TokenVerifier, role_of: RoleLookup
 ) -> Caller:
     """The caller, or a 401/403 ApiError. A service-level key wins over a session token."""
-    bearer = _bearer_token(headers.get("authorization", ""))
+    bearer = bearer_token(headers.get("authorization", ""))
     if _is_service_level(headers, settings) or not bearer or not _looks_like_session(bearer):
         check_caller(headers, settings)
         return SERVICE
@@ -83,7 +83,7 @@ async def authorize(
 
 def _is_service_level(headers: Mapping[str, str], settings: Settings) -> bool:
     apikey = headers.get("apikey", "")
-    presented = _credentials(apikey, _bearer_token(headers.get("authorization", "")))
+    presented = _credentials(apikey, bearer_token(headers.get("authorization", "")))
     return _matches_any(presented, settings.service_keys)
 
 
@@ -106,7 +106,7 @@ def _looks_like_session(token: str) -> bool:
 def check_caller(headers: Mapping[str, str], settings: Settings) -> None:
     """Return if the caller presents a service-level key; raise 401/403 otherwise."""
     apikey = headers.get("apikey", "")
-    bearer = _bearer_token(headers.get("authorization", ""))
+    bearer = bearer_token(headers.get("authorization", ""))
     presented = _credentials(apikey, bearer)
     if not presented:
         raise ApiError(401, "unauthorized", SECRET_IN_AUTHORIZATION if bearer else MISSING)
@@ -115,8 +115,9 @@ def check_caller(headers: Mapping[str, str], settings: Settings) -> None:
     raise ApiError(403, "forbidden", _refusal(presented, settings))
 
 
-def _bearer_token(authorization: str) -> str:
-    scheme, _, token = authorization.partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header, else ""."""
+    scheme, _, token = authorization.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
@@ -128,6 +129,7 @@ def _credentials(apikey: str, bearer: str) -> list[str]:
 
 
 def is_jwt(value: str) -> bool:
+    """Shaped like a JWT (three base64url parts); says nothing about its signature."""
     return _JWT.fullmatch(value) is not None
 
 

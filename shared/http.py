@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,8 +23,17 @@ ALLOWED_METHODS = "POST, OPTIONS"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(payload, status_code=status, headers={**CORS_HEADERS, **(headers or {})})
+def json_response(
+    payload: Any,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    cors: bool = True,
+    media_type: str | None = None,
+) -> Response:
+    """Compact JSON; with the functions' CORS headers unless `cors=False`."""
+    sent = {**(CORS_HEADERS if cors else {}), **(headers or {})}
+    return JSONResponse(payload, status_code=status, headers=sent, media_type=media_type)
 
 
 def ok(data: Any) -> Response:
@@ -70,22 +80,33 @@ async def read_model(
         raise from_validation_error(exc) from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; Content-Length may be absent or lie, so count too."""
+async def read_body(
+    request: Request,
+    limit: int,
+    too_large: Callable[[int], Exception] | None = None,
+    bad_length: Callable[[], Exception] | None = None,
+) -> bytes:
+    """Read at most ``limit`` bytes; Content-Length may be absent or lie, so count too.
+    Raises ``too_large(limit)`` / ``bad_length()`` (the functions' ApiErrors by default)."""
+    too_large = too_large or _too_large
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
-            raise ApiError(400, "bad_request", "Content-Length is not a number.")
+            raise (bad_length or _bad_length)()
         if int(declared) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _bad_length() -> ApiError:
+    return ApiError(400, "bad_request", "Content-Length is not a number.")
 
 
 def _too_large(limit: int) -> ApiError:
