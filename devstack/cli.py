@@ -7,26 +7,32 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg
+
+from devstack import cli_args, postgres
+from devstack import keys as local_keys
 from devstack import migrate as migrator
-from devstack import postgres
 from devstack.platform import Regime
 
 DEFAULT_DATA_DIR = Path(".devdata")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # a usage error exits 2 with one line
     try:
         return int(args.run(args))
-    except (postgres.DatabaseError, migrator.MigrationError) as exc:
-        print(f"recsys-exp: {exc}", file=sys.stderr)
-        return 1
+    except (postgres.DatabaseError, migrator.MigrationError, local_keys.InvalidKeys, OSError) as exc:
+        return cli_args.fail(exc)
+    except psycopg.Error as exc:
+        return cli_args.fail(f"database error: {cli_args.one_line(exc)}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        return cli_args.unexpected(exc)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recsys-exp", description=__doc__)
+    p = cli_args.Parser(prog="recsys-exp", description=__doc__)
     sub = p.add_subparsers(required=True, metavar="command")
 
     m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
@@ -43,13 +49,13 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dev", help="run the local stack: Postgres + /rest/v1/rpc + /functions/v1")
     add_database_args(d)
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=54321)
+    d.add_argument("--port", type=cli_args.port, default=54321)
     d.set_defaults(run=run_dev)
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect and print the result")
     add_database_args(demo)
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--users", type=cli_args.positive_int, default=2000)
+    demo.add_argument("--days", type=cli_args.positive_int, default=7)
     demo.add_argument("--seed", type=int, default=7, help="random seed")
     demo.set_defaults(run=run_demo)
     return p
@@ -61,11 +67,14 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
     if from_env:
         p.add_argument(
             "--database-url",
+            type=cli_args.database_url,
             default=os.environ.get("DATABASE_URL"),
             help="Postgres to use (default: $DATABASE_URL, else the embedded one)",
         )
     else:
-        p.add_argument("--database-url", help="Postgres to use instead of the embedded one")
+        p.add_argument(
+            "--database-url", type=cli_args.database_url, help="Postgres to use instead of the embedded one"
+        )
     p.add_argument(
         "--data-dir",
         type=Path,

@@ -20,7 +20,6 @@ import asyncio
 import errno
 import signal
 import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -35,8 +34,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
+from devstack import cli_args, migrate, postgres
 from devstack import keys as local_keys
-from devstack import migrate, postgres
 from devstack.cli import open_server
 from devstack.rest import RestApi
 from devstack.rest_errors import json_response
@@ -145,10 +144,10 @@ def run(args: argparse.Namespace) -> int:
     """`recsys-exp dev`; returns the exit status."""
     try:
         keys = local_keys.from_env()
+        local_keys.check_exposure(args.host, keys)
         sock = listen(args.host, args.port)
     except (local_keys.InvalidKeys, OSError) as exc:
-        print(f"recsys-exp: {exc}", file=sys.stderr)
-        return 1
+        return cli_args.fail(exc)
     with sock, _signals_unwind():
         server = open_server(args)
         try:
