@@ -4,7 +4,7 @@ project's API URL:
     /rest/v1/rpc/<fn>       the PostgREST-compatible RPC endpoint (devstack.rest)
     /functions/v1/<name>    the admin functions (functions.app), whose own
                             supabase client calls back into /rest/v1 here
-    /                       an index of these URLs;  /health  database check
+    /                       an index of these URLs;  /health  which part is down (db_monitor)
 
 `build_app()` is that whole ASGI app for a database URL, keys and public
 base URL (tests serve it in-process or with uvicorn); `run()` is the command:
@@ -78,8 +78,8 @@ def build_app(
         return json_response(_index(public_url))
 
     async def health(request: Request) -> Response:
-        up = await rest.ping()
-        return json_response({"status": "ok" if up else "database unavailable"}, 200 if up else 503)
+        state = rest.monitor.state  # kept current by devstack.db_monitor: no wait here
+        return json_response(state.health(), 200 if state.up else 503)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return json_response(

@@ -90,7 +90,7 @@ async def test_index_and_health(client: httpx.AsyncClient, stack: Stack) -> None
     assert index["rpc"] == f"{stack.url}/rest/v1/rpc/<function>"
     assert index["functions"]["admin-rotate-salt"] == f"{stack.url}/functions/v1/admin-rotate-salt"
     assert stack.keys.secret not in (await client.get("/")).text
-    assert (await client.get("/health")).json() == {"status": "ok"}
+    assert (await client.get("/health")).json() == {"status": "ok", "database": "up"}
     assert (await client.get("/nowhere")).status_code == 404
 
 
@@ -122,6 +122,7 @@ async def test_unreachable_database_is_503(stack: Stack) -> None:
     assert r.status_code == 503 and error(r)["code"] == "PGRST000"
     assert "Traceback" not in r.text
     assert health.status_code == 503
+    assert health.json()["database"] == "down" and health.json()["status"] == "degraded"
 
 
 async def test_login_falls_back_to_the_url_user_only_when_needed(
