@@ -13,15 +13,24 @@ from devstack import cli_args, postgres
 from devstack import keys as local_keys
 from devstack import migrate as migrator
 from devstack.platform import Regime
+from shared.config import ConfigError
 
 DEFAULT_DATA_DIR = Path(".devdata")
+# Failures whose message says what to do: printed as one line, exit status 1.
+_FAILURES = (postgres.DatabaseError, migrator.MigrationError, local_keys.InvalidKeys, ConfigError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # a usage error exits 2 with one line
     try:
         return int(args.run(args))
-    except (postgres.DatabaseError, migrator.MigrationError, local_keys.InvalidKeys, OSError) as exc:
+    except (
+        postgres.DatabaseError,
+        migrator.MigrationError,
+        local_keys.InvalidKeys,
+        ConfigError,
+        OSError,
+    ) as exc:
         return cli_args.fail(exc)
     except psycopg.Error as exc:
         return cli_args.fail(f"database error: {cli_args.one_line(exc)}")

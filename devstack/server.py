@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,9 +39,10 @@ from devstack import cli_args, migrate, postgres
 from devstack import keys as local_keys
 from devstack.cli import open_server
 from devstack.rest import RestApi
-from devstack.rest_errors import json_response
+from devstack.rest_errors import json_response, request_timeout_body
 from functions.app import create_app as create_functions_app
 from functions.registry import FUNCTIONS
+from shared.body_timeout import BodyTimeoutMiddleware, timeout_from_env
 from shared.client import create_client
 from shared.config import Settings
 
@@ -55,6 +57,7 @@ def build_app(
     loopback: bool = False,
     pool_size: int = 10,
     acquire_timeout: float = 5.0,
+    body_timeout: float | None = None,
 ) -> Starlette:
     """The local stack as one ASGI app.
 
@@ -62,7 +65,8 @@ def build_app(
     functions' supabase client is pointed there with the secret key. With
     `loopback=True` that client instead calls this same app in-process
     (httpx.ASGITransport), for tests that need no socket. The RestApi is
-    at `app.state.rest`.
+    at `app.state.rest`. `body_timeout` (default: RECSYS_BODY_TIMEOUT, else
+    10 s) bounds how long a request body may take to arrive (408 after).
     """
     public_url = public_url.rstrip("/")
     rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
@@ -72,7 +76,8 @@ def build_app(
         assert app is not None  # only called once the app serves requests
         return app
 
-    functions = _functions_app(keys, public_url, this_app if loopback else None)
+    body_timeout = timeout_from_env() if body_timeout is None else body_timeout
+    functions = _functions_app(keys, public_url, this_app if loopback else None, body_timeout)
 
     async def index(request: Request) -> Response:
         return json_response(_index(public_url))
@@ -104,6 +109,7 @@ def build_app(
             Route("/functions/v1/{path:path}", functions),
         ],
         exception_handlers={404: not_found},
+        middleware=[Middleware(BodyTimeoutMiddleware, timeout=body_timeout, error_body=request_timeout_body)],
         lifespan=lifespan,
     )
     app.state.rest = rest
@@ -111,7 +117,10 @@ def build_app(
 
 
 def _functions_app(
-    keys: local_keys.LocalKeys, public_url: str, loopback: Callable[[], ASGIApp] | None
+    keys: local_keys.LocalKeys,
+    public_url: str,
+    loopback: Callable[[], ASGIApp] | None,
+    body_timeout: float,
 ) -> Starlette:
     settings = Settings(
         supabase_url=public_url,
@@ -121,12 +130,12 @@ def _functions_app(
         anon_key=keys.anon_jwt,
     )
     if loopback is None:
-        return create_functions_app(settings)
+        return create_functions_app(settings, body_timeout=body_timeout)
 
     async def in_process_client(s: Settings) -> AsyncClient:
         return await create_client(s, transport=httpx.ASGITransport(app=loopback()))
 
-    return create_functions_app(settings, in_process_client)
+    return create_functions_app(settings, in_process_client, body_timeout=body_timeout)
 
 
 def _index(base: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import sys
 
 import uvicorn
 
+from shared.body_timeout import timeout_from_env
 from shared.config import ConfigError, Settings
 
 
@@ -16,6 +17,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         Settings.from_env()
+        timeout_from_env()
     except ConfigError as exc:
         sys.exit(f"functions: {exc}")
     host = os.environ.get("HOST", "0.0.0.0")
