@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from devstack import cli_args, postgres
+from devstack import cli_args, pg_owner, postgres
 from devstack import keys as local_keys
 from devstack import migrate as migrator
 from devstack.platform import Regime
@@ -95,7 +95,12 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
 def open_server(args: argparse.Namespace) -> postgres.Server:
     if args.database_url:
         return postgres.connect_server(args.database_url)
-    return postgres.start_embedded(args.data_dir / "postgres")
+    data_dir = args.data_dir / "postgres"
+    owner = pg_owner.claim(data_dir)  # a Postgres left running by a killed run: say so, own it
+    if owner.note:
+        print(f"recsys-exp: {owner.note}", file=sys.stderr, flush=True)
+    args.postgres_shared_with = owner.shared_with
+    return postgres.start_embedded(data_dir)
 
 
 def run_migrate(args: argparse.Namespace) -> int:

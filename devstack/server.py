@@ -206,7 +206,10 @@ def banner(
 ) -> str:
     migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
     stop = "the server"
-    if server.embedded is not None:
+    shared_with = getattr(args, "postgres_shared_with", ())
+    if server.embedded is not None and shared_with:
+        stop += f" (Postgres keeps running for process {', '.join(map(str, shared_with))})"
+    elif server.embedded is not None:
         stop += f", then Postgres (its data stays in {args.data_dir / 'postgres'})"
     return "\n".join(
         [
