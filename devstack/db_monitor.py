@@ -31,7 +31,10 @@ import psycopg
 log = logging.getLogger("devstack.database")
 
 DEFAULT_INTERVAL = 0.5  # seconds between probes
-DEFAULT_PROBE_TIMEOUT = 1.0  # a probe that takes longer counts as "down"
+# A probe slower than this counts as "down". Generous: a busy machine must not
+# read as an outage; a stopped server refuses connections at once anyway.
+DEFAULT_PROBE_TIMEOUT = 3.0
+_PROBE_ERRORS = (psycopg.Error, OSError, TimeoutError)
 
 Listener = Callable[[bool], Awaitable[None]]
 
@@ -94,14 +97,38 @@ class DatabaseMonitor:
 
     async def check(self) -> bool:
         """Probe once and record the outcome; whether the database answered."""
+        had_connection = self._conn is not None
         try:
-            await asyncio.wait_for(self._probe(), self.probe_timeout)
-        except (psycopg.Error, OSError, TimeoutError) as exc:
+            await self._timed_probe()
+        except _PROBE_ERRORS as exc:
             await self._drop_connection()
-            await self._record(False, _reason(exc))
-            return False
+            if not had_connection:
+                await self._record(False, _reason(exc))
+                return False
+            # Our own connection broke: the server is gone, or only that
+            # connection was (terminated, reset, or the server restarted
+            # between two probes). A fresh connection tells which.
+            try:
+                await self._timed_probe()
+            except _PROBE_ERRORS as again:
+                await self._drop_connection()
+                await self._record(False, _reason(again))
+                return False
+            await self._reset(_reason(exc))
         await self._record(True, None)
         return True
+
+    async def _timed_probe(self) -> None:
+        await asyncio.wait_for(self._probe(), self.probe_timeout)
+
+    async def _reset(self, reason: str) -> None:
+        """The server answers but dropped our connection: pooled connections may
+        be dead too, so listeners start over as after an outage (one line)."""
+        if not self.state.up:
+            return  # coming back from an outage: _record says so
+        log.warning("database connection reset (%s); reconnected", reason)
+        for up in (False, True):
+            await self._notify(up)
 
     async def _probe(self) -> None:
         if self._conn is None or self._conn.closed:
@@ -128,6 +155,9 @@ class DatabaseMonitor:
             log.warning("database unreachable (%s): answering 503 until it is back", reason)
         elif not first:
             log.warning("database reachable again after %.1f s: serving", self.state.since - previous.since)
+        await self._notify(up)
+
+    async def _notify(self, up: bool) -> None:
         for listener in self._listeners:
             try:
                 await listener(up)
