@@ -44,7 +44,7 @@ from functions.app import create_app as create_functions_app
 from functions.registry import FUNCTIONS
 from shared.body_timeout import BodyTimeoutMiddleware, timeout_from_env
 from shared.client import create_client
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -154,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         keys = local_keys.from_env()
         local_keys.check_exposure(args.host, keys)
+        timeout_from_env()  # an unusable RECSYS_BODY_TIMEOUT fails before anything starts
         sock = listen(args.host, args.port)
-    except (local_keys.InvalidKeys, OSError) as exc:
+    except (local_keys.InvalidKeys, ConfigError, OSError) as exc:
         return cli_args.fail(exc)
     with sock, _signals_unwind():
         server = open_server(args)

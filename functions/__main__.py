@@ -21,7 +21,10 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"functions: {exc}")
     host = os.environ.get("HOST", "0.0.0.0")
-    port = int(os.environ.get("PORT", "8000"))
+    raw_port = os.environ.get("PORT", "8000")
+    if not (raw_port.isascii() and raw_port.isdigit() and int(raw_port) <= 65535):
+        sys.exit(f"functions: PORT must be a TCP port number (0-65535), got {raw_port!r}")
+    port = int(raw_port)
     uvicorn.run("functions.app:app", host=host, port=port)
 
 

@@ -88,3 +88,21 @@ def test_dev_beyond_loopback_with_only_the_default_jwt_secret_is_refused() -> No
     result = recsys_exp("dev", "--host", "0.0.0.0", "--port", "0", env=env)
     assert_one_line_error(result, 1, "RECSYS_JWT_SECRET")
     assert "RECSYS_SECRET_KEY" not in result.stderr
+
+
+def test_dev_refuses_an_unusable_body_timeout_before_starting_anything(tmp_path: Path) -> None:
+    env = {"RECSYS_BODY_TIMEOUT": "soon"}
+    result = recsys_exp("dev", "--port", "0", "--data-dir", str(tmp_path), env=env)
+    assert_one_line_error(result, 1, "RECSYS_BODY_TIMEOUT")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_functions_server_refuses_a_bad_port_in_one_line() -> None:
+    env = {"SUPABASE_URL": "http://127.0.0.1:1", "SUPABASE_SERVICE_ROLE_KEY": "x" * 40, "PORT": "http"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "RECSYS_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "functions"], capture_output=True, text=True, env={**clean, **env}, timeout=60
+    )
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        "functions: PORT must be a TCP port number (0-65535), got 'http'"
+    ]
