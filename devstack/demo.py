@@ -22,7 +22,7 @@ import psycopg
 from scipy import stats
 from tqdm import tqdm
 
-from devstack import migrate, postgres
+from devstack import migrate
 
 DEMO_ADMIN = "00000000-0000-4000-8000-00000000de30"
 IMPRESSIONS_PER_REQUEST = 5
@@ -56,11 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.users < 1 or args.days < 1:
         print("recsys-exp demo: --users and --days must be at least 1")
         return 2
-    server = (
-        postgres.connect_server(args.database_url)
-        if args.database_url
-        else postgres.start_embedded(args.data_dir / "postgres")
-    )
+    from devstack.cli import open_server  # late: the cli imports this module's command lazily too
+
+    server = open_server(args)  # --database-url, or the embedded Postgres in --data-dir
     try:
         migrate.migrate(server.url, seed=True)
         plan = Plan(users=args.users, days=args.days, seed=args.seed)
