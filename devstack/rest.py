@@ -19,8 +19,9 @@ What it implements, following PostgREST's documented behaviour:
   `request.path`, `request.headers` and `request.cookies` set locally,
   committed on success and rolled back on any error.
 - Errors: `{"code", "message", "details", "hint"}` with PostgREST's
-  SQLSTATE → HTTP table (devstack/rest_errors.py); 503 PGRST000/PGRST001
-  when the database is unreachable, 413 past 1 MiB, never a traceback.
+  SQLSTATE → HTTP table (devstack/rest_errors.py); 503 PGRST000 at once
+  while the database is unreachable (devstack/db_monitor.py watches it and
+  swaps the connection pool), 413 past 1 MiB, never a traceback.
 - It logs in as `authenticator` (LOGIN NOINHERIT, like PostgREST) and falls
   back to the URL's own user, with a warning, only where authenticator
   cannot log in (e.g. a server that wants a password it does not have).
@@ -161,10 +162,6 @@ class RestApi:
             task = asyncio.create_task(pool.close(timeout=2))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-
-    async def ping(self) -> bool:
-        """Whether the database answers right now."""
-        return await self.monitor.check()
 
     async def _rpc(self, request: Request) -> Response:
         try:
