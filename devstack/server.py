@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import signal
 import socket
 import threading
@@ -158,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         sock = listen(args.host, args.port)
     except (local_keys.InvalidKeys, ConfigError, OSError) as exc:
         return cli_args.fail(exc)
+    # Our own log lines (e.g. the database going down) look like uvicorn's.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
     with sock, _signals_unwind():
         server = open_server(args)
         try:
