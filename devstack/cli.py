@@ -24,13 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # a usage error exits 2 with one line
     try:
         return int(args.run(args))
-    except (
-        postgres.DatabaseError,
-        migrator.MigrationError,
-        local_keys.InvalidKeys,
-        ConfigError,
-        OSError,
-    ) as exc:
+    except _FAILURES as exc:
         return cli_args.fail(exc)
     except psycopg.Error as exc:
         return cli_args.fail(f"database error: {cli_args.one_line(exc)}")
