@@ -142,7 +142,10 @@ class DatabaseMonitor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
-            await self.check()
+            try:
+                await self.check()
+            except Exception as exc:  # never stop watching; say what broke, on one line
+                log.error("database monitor: %s: %s", type(exc).__name__, _reason(exc))
 
     async def _record(self, up: bool, reason: str | None) -> None:
         first = not self._checked
