@@ -46,6 +46,7 @@ from functions.registry import FUNCTIONS
 from shared.body_timeout import BodyTimeoutMiddleware, timeout_from_env
 from shared.client import create_client
 from shared.config import ConfigError, Settings
+from shared.header_timeout import protocol as head_timeout_protocol
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -240,7 +241,10 @@ def serve(app: ASGIApp, sock: socket.socket) -> bool:
     """Run uvicorn on the bound socket until a stop signal; False if it
     never started (e.g. the app's startup failed)."""
     host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info"))
+    # Request heads get the same read timeout as bodies (shared.header_timeout).
+    http = head_timeout_protocol(timeout_from_env())
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", http=http)
+    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on Ctrl-C / SIGTERM, then hands the signal back.
     with suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 from devstack.keys import LocalKeys
 from devstack.server import base_url, build_app, listen
 from functions.app import create_app
-from shared import body_timeout
+from shared import body_timeout, header_timeout
 from shared.config import ConfigError
 from tests.functions.conftest import SECRET_KEY, SETTINGS
 from tests.stack.conftest import _wait_until
@@ -27,9 +27,11 @@ CLIENT_LIMIT = 20.0  # how long the client waits at most; far beyond TIMEOUT
 
 
 @contextmanager
-def serving(app: ASGIApp) -> Iterator[tuple[str, int]]:
+def serving(app: ASGIApp, head_timeout: float = TIMEOUT) -> Iterator[tuple[str, int]]:
+    """`app` on uvicorn as the project serves it: heads timed by shared.header_timeout."""
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    http = header_timeout.protocol(head_timeout)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     _wait_until(lambda: server.started or not thread.is_alive())
@@ -103,6 +105,24 @@ def test_a_body_that_arrives_in_time_is_served() -> None:
             + b"\r\nContent-Length: 2\r\n\r\n{}"
         )
         assert read_until_closed(conn).startswith(b"HTTP/1.1 404 ")
+
+
+def test_a_stalled_or_missing_request_head_is_closed_too() -> None:
+    """Half a request head: 408 and closed. Nothing at all: closed quietly.
+    After a complete keep-alive request, the next head is timed again."""
+    with serving(create_app(SETTINGS, body_timeout=TIMEOUT)) as address:
+        half = socket.create_connection(address, timeout=CLIENT_LIMIT)
+        half.sendall(b"POST /functions/v1/admin-list-experiments HTTP/1.1\r\nHost: t\r\n")
+        silent = socket.create_connection(address, timeout=CLIENT_LIMIT)
+        reused = socket.create_connection(address, timeout=CLIENT_LIMIT)
+        reused.sendall(b"GET /functions/v1/openapi.json HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = reused.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 "), first
+        reused.sendall(b"GET /functions/v1/openapi.json HTTP/1.1\r\nHo")  # and stalls
+        answer = read_until_closed(half)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"connection: close" in answer.lower(), answer
+        assert read_until_closed(silent) == b""
+        assert b"HTTP/1.1 408 " in read_until_closed(reused)  # after the rest of the first answer
 
 
 def test_timeout_from_env() -> None:
