@@ -93,7 +93,6 @@ def open_server(args: argparse.Namespace) -> postgres.Server:
     owner = pg_owner.claim(data_dir)  # a Postgres left running by a killed run: say so, own it
     if owner.note:
         print(f"recsys-exp: {owner.note}", file=sys.stderr, flush=True)
-    args.postgres_shared_with = owner.shared_with
     return postgres.start_embedded(data_dir)
 
 

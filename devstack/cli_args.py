@@ -15,9 +15,6 @@ import sys
 import traceback
 from typing import NoReturn
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 PROG = "recsys-exp"
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -36,7 +33,11 @@ class Parser(argparse.ArgumentParser):
 def database_url(value: str) -> str:
     """A libpq connection string or postgresql:// URL that libpq can parse."""
     try:
-        conninfo_to_dict(value)
+        import psycopg  # the dev extra: without it, the command says what to install
+    except ModuleNotFoundError:
+        return value
+    try:
+        psycopg.conninfo.conninfo_to_dict(value)
     except psycopg.Error as exc:
         raise argparse.ArgumentTypeError(
             f"not a Postgres connection string ({one_line(exc)}); "

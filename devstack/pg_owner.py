@@ -50,7 +50,7 @@ def claim(data_dir: Path) -> Claim:
         return Claim()
     with _wheel_lock():
         listed = _read_handles(pgdata)
-        live = tuple(pid for pid in listed if pid != os.getpid() and _alive(pid))
+        live = others_using(pgdata)
         if live:
             holders = ", ".join(str(pid) for pid in live)
             return Claim(
@@ -65,6 +65,12 @@ def claim(data_dir: Path) -> Claim:
         f"found Postgres (pid {postmaster}) in {pgdata} left running {by}; "
         "using it, and stopping it when this command exits"
     )
+
+
+def others_using(data_dir: Path) -> tuple[int, ...]:
+    """Live processes besides this one listed as using the Postgres in `data_dir`."""
+    pgdata = data_dir.expanduser().resolve()
+    return tuple(pid for pid in _read_handles(pgdata) if pid != os.getpid() and _alive(pid))
 
 
 def running_postmaster(pgdata: Path) -> int | None:

@@ -36,7 +36,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
-from devstack import cli_args, migrate, postgres
+from devstack import cli_args, migrate, pg_owner, postgres
 from devstack import keys as local_keys
 from devstack.cli import open_server
 from devstack.rest import RestApi
@@ -211,7 +211,7 @@ def banner(
 ) -> str:
     migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
     stop = "the server"
-    shared_with = getattr(args, "postgres_shared_with", ())
+    shared_with = pg_owner.others_using(args.data_dir / "postgres") if server.embedded else ()
     if server.embedded is not None and shared_with:
         stop += f" (Postgres keeps running for process {', '.join(map(str, shared_with))})"
     elif server.embedded is not None:
