@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from devstack import migrate as migrator
-from devstack import postgres
+from devstack import postgres, results_report
 from devstack.platform import Regime
 
 DEFAULT_DATA_DIR = Path(".devdata")
@@ -52,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=7)
     demo.add_argument("--seed", type=int, default=7, help="random seed")
     demo.set_defaults(run=run_demo)
+
+    results_report.add_parser(sub, add_database_args)
     return p
 
 

@@ -52,6 +52,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_search_users", ("query", "max_rows")),
     Rpc("rec_user_assignments", ("user_id",)),
     Rpc("rec_audit_entries", ("experiment_key", "max_rows")),
+    # Results: per-variant sufficient statistics; shared/results.py does the maths.
+    Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
 )
 
 

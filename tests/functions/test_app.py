@@ -46,6 +46,7 @@ FUNCTION_NAMES = {
     "admin-search-users",
     "admin-user-assignments",
     "admin-audit-log",
+    "admin-experiment-results",
 }
 
 
