@@ -1,28 +1,28 @@
 """`recsys-exp demo`: an experiment with a known true effect, played through
-the same calls a recommender makes, then measured from the metrics view.
+the same calls a recommender makes, then measured per user through the same
+results module as admin-experiment-results and `recsys-exp results`.
 
 Every simulated request calls `rec_assign_variants(user)` (as the service
 role, like a recommender backend), writes impressions tagged with the map it
 returned, and draws outcomes with a per-variant engagement probability. The
 treatment's probability is the control's times (1 + lift), so the printed
-measured lift should land near `--lift`.
+engagement_rate lift should land near `--lift`, inside its 95% interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
-from scipy import stats
 from tqdm import tqdm
 
-from devstack import migrate, postgres
+from devstack import migrate, postgres, results_report
 
 DEMO_ADMIN = "00000000-0000-4000-8000-00000000de30"
 IMPRESSIONS_PER_REQUEST = 5
@@ -39,19 +39,6 @@ class Plan:
     key: str | None = None
 
 
-@dataclass(frozen=True)
-class VariantResult:
-    variant: str
-    users: int
-    impressions: int
-    engaged: int
-    outcomes: int
-
-    @property
-    def rate(self) -> float:
-        return self.engaged / self.impressions if self.impressions else 0.0
-
-
 def run(args: argparse.Namespace) -> int:
     if args.users < 1 or args.days < 1:
         print("recsys-exp demo: --users and --days must be at least 1")
@@ -66,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         plan = Plan(users=args.users, days=args.days, seed=args.seed)
         with psycopg.connect(server.url, autocommit=True) as conn:
             key = play(conn, plan, progress=True)
-            results = measure(conn, key)
-        print(report(key, plan, results))
+            answer = measure(conn, key, plan)
+        print(report(plan, answer))
     finally:
         server.stop()
     return 0
@@ -138,53 +125,25 @@ def play_request(
                 )
 
 
-def measure(conn: psycopg.Connection, key: str) -> list[VariantResult]:
-    """Per-variant totals from the daily metrics RPC the dashboard uses.
-    `users` is the distinct user count over the whole period."""
-    rows = conn.execute(
-        """select m.variant, sum(m.impressions), sum(m.engaged_impressions), sum(m.outcomes)
-             from rec_experiment_daily_metrics(%s) m group by m.variant order by m.variant""",
-        [key],
-    ).fetchall()
-    users: dict[str, int] = dict(
-        conn.execute(
-            """select a.variant, count(*) from rec_user_experiment_assignments a
-             join rec_experiments e on e.id = a.experiment_id where e.key = %s group by 1""",
-            [key],
-        ).fetchall()
+def measure(conn: psycopg.Connection, key: str, plan: Plan) -> dict[str, Any]:
+    """The experiment's results, per user, as admin-experiment-results gives
+    them. The window reaches back before the experiment started (the demo
+    plays past days), with a day's margin either side of midnight."""
+    today = datetime.now(UTC).date()
+    return results_report.fetch(conn, key, today - timedelta(days=plan.days), today + timedelta(days=1))
+
+
+def engagement_lift(answer: dict[str, Any]) -> dict[str, Any]:
+    """The treatment-vs-control comparison of engagement_rate."""
+    return next(c for c in answer["comparisons"] if c["metric"] == "engagement_rate")
+
+
+def report(plan: Plan, answer: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"{plan.users} users x {plan.days} days, true lift {plan.lift:+.1%} "
+            f"on a {plan.base_rate:.0%} base engagement rate",
+            "",
+            results_report.format_answer(answer),
+        ]
     )
-    return [VariantResult(v, int(users.get(v, 0)), int(i), int(e), int(o)) for v, i, e, o in rows]
-
-
-def lift(results: list[VariantResult]) -> tuple[float, float, float]:
-    """Relative lift of treatment over control, its 95% CI half-width (delta
-    method on the log ratio) and the two-proportion z-test p-value."""
-    by = {r.variant: r for r in results}
-    c, t = by["control"], by["treatment"]
-    ratio = t.rate / c.rate
-    se_log = math.sqrt((1 - t.rate) / t.engaged + (1 - c.rate) / c.engaged)
-    half = ratio * 1.96 * se_log
-    pooled = (t.engaged + c.engaged) / (t.impressions + c.impressions)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / t.impressions + 1 / c.impressions))
-    p_value = float(2 * stats.norm.sf(abs(t.rate - c.rate) / se))
-    return ratio - 1, half, p_value
-
-
-def report(key: str, plan: Plan, results: list[VariantResult]) -> str:
-    lines = [
-        f"experiment {key}: {plan.users} users x {plan.days} days, "
-        f"true lift {plan.lift:+.1%} on a {plan.base_rate:.0%} base rate",
-        "",
-        f"{'variant':<10} {'users':>7} {'impressions':>12} {'engaged':>8} {'outcomes':>9} {'rate':>7}",
-    ]
-    lines += [
-        f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9} {r.rate:>7.2%}"
-        for r in results
-    ]
-    measured, half, p_value = lift(results)
-    lines += [
-        "",
-        f"measured lift {measured:+.1%} (95% CI {measured - half:+.1%} .. {measured + half:+.1%}),"
-        f" p = {p_value:.3g}",
-    ]
-    return "\n".join(lines)

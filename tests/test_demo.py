@@ -1,4 +1,5 @@
-"""The demo's measured lift lands near the true effect it simulates."""
+"""The demo's measured lift lands near the true effect it simulates, and it
+reports through the same per-user results as admin-experiment-results."""
 
 from __future__ import annotations
 
@@ -13,18 +14,21 @@ def test_demo_measures_the_true_lift(pg_server: postgres.Server) -> None:
         migrate.migrate(url, seed=True)
         with psycopg.connect(url, autocommit=True) as conn:
             key = demo.play(conn, plan)
-            results = demo.measure(conn, key)
+            answer = demo.measure(conn, key, plan)
             tagged_days = conn.execute(
                 "select count(distinct day) from rec_variant_daily_metrics_v1 where experiment_key = %s",
                 [key],
             ).fetchone()
-    by_variant = {r.variant: r for r in results}
-    assert set(by_variant) == {"control", "treatment"}
-    assert sum(r.users for r in results) == plan.users
-    assert sum(r.impressions for r in results) == plan.users * plan.days * demo.IMPRESSIONS_PER_REQUEST
-    assert all(r.outcomes > r.engaged > 0 for r in results)  # saves follow some clicks
+    variants = {v["variant"]: v for v in answer["variants"]}
+    assert set(variants) == {"control", "treatment"}
+    assert answer["health"]["analysed_users"] == sum(v["users"] for v in variants.values()) == plan.users
+    assert answer["health"]["srm"] is False and answer["warnings"] == []
+    impressions = plan.users * plan.days * demo.IMPRESSIONS_PER_REQUEST
+    assert sum(v["impressions"] for v in variants.values()) == impressions
+    # Saves follow some clicks.
+    assert all(v["outcomes"] > v["engaged_impressions"] > 0 for v in variants.values())
     assert tagged_days == (plan.days,)
-    measured, half_width, _ = demo.lift(results)
-    assert abs(measured - plan.lift) < half_width  # the 95% CI covers the truth
-    assert abs(measured - plan.lift) < 0.06
-    assert "measured lift" in demo.report(key, plan, results)
+    lift = demo.engagement_lift(answer)
+    assert lift["lift_ci_low"] < plan.lift < lift["lift_ci_high"]  # the 95% interval covers the truth
+    assert abs(lift["lift"] - plan.lift) < 0.06
+    assert "95% interval of lift" in demo.report(plan, answer)
