@@ -276,3 +276,9 @@ def test_only_service_role_may_read_results(db: psycopg.Connection) -> None:
             db.execute("select rec_experiment_results_stats(%s, null, null)", [KEY])
     with acting_as(db, "service_role"):
         assert scalar(db, "select rec_experiment_results_stats(%s, null, null)->>'key'", [KEY]) == KEY
+
+
+def test_days_are_utc_whatever_the_session_time_zone(data: psycopg.Connection) -> None:
+    utc = results_report.fetch(data, KEY, FROM, TO)
+    data.execute("set timezone = 'Pacific/Kiritimati'")  # UTC+14
+    assert results_report.fetch(data, KEY, FROM, TO) == utc
