@@ -12,15 +12,16 @@ create function rec_internal.results_user_variant_counts(p_experiment_key text, 
 returns table (user_id uuid, variant text, impressions bigint, engaged_impressions bigint, outcomes bigint)
 language sql stable
 -- No SET clause (every name is schema-qualified): that keeps the function
--- inlinable, so the caller's plan sees the window's days as constants and
--- picks the day index and parallel workers; called as a black box it was
--- 1.5x slower.
+-- inlinable, so the caller's (custom) plan sees the window's days as
+-- constants; called as a black box it planned with generic parameters and
+-- was slower (bench/).
 as $$
   -- One read of the window's impressions through the UTC-day index; the
   -- tag is extracted once per row (OFFSET 0 keeps the subquery whole, so the
   -- filter reuses it). Outcomes are counted per impression in one hash
-  -- aggregate and hash-joined: outcomes are few next to impressions, and
-  -- a join back to impressions to narrow them first was slower (bench/).
+  -- aggregate over the outcomes table and hash-joined: outcomes are few next
+  -- to impressions, and narrowing them first by a join back to the window's
+  -- impressions was not faster (bench/).
   select s.user_id, s.variant, count(*), count(o.impression_id), coalesce(sum(o.n), 0)::bigint
     from (select i.user_id, i.id, i.request_context->'experiments'->>p_experiment_key as variant
             from public.rec_impressions i
