@@ -1,4 +1,4 @@
-"""`python -m bench [all|assign|assign_many|metrics] [options]`."""
+"""`python -m bench [all|assign|assign_many|metrics|results] [options]`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics}",
+        metavar="{all,assign,assign_many,metrics,results}",
         help="benchmarks to run (default: all)",
     )
     p.add_argument(
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--impressions",
         type=int,
         default=defaults.impressions,
-        help="impressions for the metrics benchmark (default %(default)s)",
+        help="impressions for the metrics and results benchmarks (default %(default)s)",
     )
     p.add_argument(
         "--query-rounds",

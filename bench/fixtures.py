@@ -17,6 +17,9 @@ ASSIGN_KEYS = [f"bench-{i:02d}" for i in range(10)]
 METRICS_KEY = "bench-metrics"
 METRICS_FIRST_DAY = dt.date(2026, 1, 5)
 METRICS_DAYS = 7
+RESULTS_KEY = "bench-results"
+RESULTS_FIRST_DAY = dt.date(2026, 2, 1)  # after the metrics week: the windows never overlap
+RESULTS_DAYS = 30
 
 
 def user_sql(n: str) -> str:
@@ -57,15 +60,23 @@ def assign_population(conn: psycopg.Connection, keys: list[str], users: int) -> 
     progress(f"   assigned {users:,} users x {len(keys)} experiments in {time.perf_counter() - start:.1f} s")
 
 
-def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users: int) -> None:
-    """`impressions` impressions spread evenly over METRICS_DAYS UTC days,
+def load_impressions(
+    conn: psycopg.Connection,
+    key: str,
+    impressions: int,
+    users: int,
+    *,
+    first_day: dt.date = METRICS_FIRST_DAY,
+    days: int = METRICS_DAYS,
+) -> None:
+    """`impressions` impressions spread evenly over `days` UTC days from `first_day`,
     each by one of users 1..`users` (drawn by a hash of the row number) and
     tagged {"experiments": {key: <that user's stored variant>}}; then ~10%
     of them get an outcome (an eighth of those a second one). One
     INSERT ... SELECT per table, then VACUUM ANALYZE."""
     start = time.perf_counter()
     eid = experiment_id(conn, key)
-    first = dt.datetime.combine(METRICS_FIRST_DAY, dt.time(), tzinfo=dt.UTC)
+    first = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
     conn.execute(
         f"""
         insert into public.rec_impressions (user_id, item_id, request_context, created_at)
@@ -78,16 +89,20 @@ def load_impressions(conn: psycopg.Connection, key: str, impressions: int, users
                 where x.experiment_id = %(eid)s
                   and x.user_id = {user_sql("1 + (hashint4(g) & 2147483647) %% %(users)s")}) a
          order by g""",
-        {"key": key, "first": first, "days": METRICS_DAYS, "n": impressions, "eid": eid, "users": users},
+        {"key": key, "first": first, "days": days, "n": impressions, "eid": eid, "users": users},
     )
     loaded = time.perf_counter()
-    conn.execute("""
+    conn.execute(
+        """
         insert into public.rec_outcomes (impression_id, user_id, outcome, value, created_at)
         select i.id, i.user_id, case when k = 1 then 'click' else 'like' end, k,
                i.created_at + k * interval '1 minute'
           from public.rec_impressions i
          cross join generate_series(1, case when hashtext(i.id::text) & 7 = 0 then 2 else 1 end) k
-         where (hashtext(i.id::text) & 2147483647) % 10 = 0""")
+         where (hashtext(i.id::text) & 2147483647) %% 10 = 0
+           and i.created_at >= %(first)s and i.created_at < %(first)s + %(days)s * interval '1 day'""",
+        {"first": first, "days": days},
+    )
     # The whole database: also whatever a proposal (--apply) derives from them.
     conn.execute("vacuum (analyze)")
     row = conn.execute("select count(*) from public.rec_outcomes").fetchone()

@@ -35,6 +35,7 @@ class BenchDatabase:
         self.cfg = cfg
         self._assigned = False
         self._impressions = False
+        self._results = False
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True)
@@ -55,6 +56,22 @@ class BenchDatabase:
             fixtures.assign_population(conn, [fixtures.METRICS_KEY], self.cfg.users)
             fixtures.load_impressions(conn, fixtures.METRICS_KEY, self.cfg.impressions, self.cfg.users)
         self._impressions = True
+
+    def ensure_results(self) -> None:
+        if self._results:
+            return
+        with self.connect() as conn:
+            fixtures.create_active_experiments(conn, [fixtures.RESULTS_KEY])
+            fixtures.assign_population(conn, [fixtures.RESULTS_KEY], self.cfg.users)
+            fixtures.load_impressions(
+                conn,
+                fixtures.RESULTS_KEY,
+                self.cfg.impressions,
+                self.cfg.users,
+                first_day=fixtures.RESULTS_FIRST_DAY,
+                days=fixtures.RESULTS_DAYS,
+            )
+        self._results = True
 
     def assignment_count(self) -> int:
         with self.connect() as conn:
@@ -258,4 +275,78 @@ def bench_metrics(db: BenchDatabase) -> Result:
     )
 
 
-BENCHMARKS = {"assign": bench_assign, "assign_many": bench_assign_many, "metrics": bench_metrics}
+# --------------------------------------------------------------------------
+# 4. rec_experiment_results_stats vs a one-pass per-user group by
+
+RESULTS_BASELINE = """
+select i.user_id, count(*) as impressions
+  from public.rec_impressions i
+ where (i.created_at at time zone 'UTC')::date between %(from)s and %(to)s
+ group by 1"""
+
+RESULTS_CANDIDATE = "select public.rec_experiment_results_stats(%(key)s, %(from)s, %(to)s)"
+
+
+def bench_results(db: BenchDatabase) -> Result:
+    db.ensure_results()
+    cfg = db.cfg
+    first = fixtures.RESULTS_FIRST_DAY
+    last = first + dt.timedelta(days=fixtures.RESULTS_DAYS - 1)
+    params = {"key": fixtures.RESULTS_KEY, "from": first, "to": last}
+    with db.connect() as conn:
+
+        def baseline() -> float:
+            return timed_ms(lambda: conn.execute(RESULTS_BASELINE, params, prepare=True).fetchall())
+
+        def candidate() -> float:
+            return timed_ms(lambda: conn.execute(RESULTS_CANDIDATE, params, prepare=True).fetchall())
+
+        # Both read the same impressions of the same users.
+        base_rows = conn.execute(RESULTS_BASELINE, params).fetchall()
+        row = conn.execute(RESULTS_CANDIDATE, params).fetchone()
+        stats = row[0] if row else {}
+        cand_users = sum(v["users"] for v in stats.get("stats", []))
+        cand_total = sum(v["sum_n"] for v in stats.get("stats", []))
+        base_total = sum(r[1] for r in base_rows)
+        if base_total != cfg.impressions or cand_total != cfg.impressions or cand_users != len(base_rows):
+            raise BenchError(
+                f"results: expected {cfg.impressions:,} impressions, the baseline saw {base_total:,} "
+                f"of {len(base_rows):,} users, the RPC {cand_total:,} of {cand_users:,}"
+            )
+        for _ in range(cfg.warmup):
+            baseline()
+            candidate()
+
+        def show(r: int, a: float, b: float) -> None:
+            progress(
+                f"   results round {r}/{cfg.query_rounds}: baseline {a:,.0f} ms, "
+                f"candidate {b:,.0f} ms, ratio {b / a:.2f}"
+            )
+
+        a, b = alternate(baseline, candidate, cfg.query_rounds, show)
+    return Result(
+        name="results",
+        title=f"rec_experiment_results_stats over {fixtures.RESULTS_DAYS} days vs one-pass "
+        "count(*) group by user_id",
+        baseline_label="select user_id, count(*) ... where day between $1 and $2 group by user_id",
+        candidate_label="select rec_experiment_results_stats($1, $2, $3)",
+        unit="ms",
+        baseline=a,
+        candidate=b,
+        ratio_label="candidate/baseline time",
+        target=2.0,
+        higher_is_better=False,
+        notes=[
+            f"{cfg.impressions:,} impressions of one experiment by {cand_users:,} users over "
+            f"{fixtures.RESULTS_DAYS} days; psycopg, prepared, {cfg.query_rounds} alternating "
+            f"timed runs per side after {cfg.warmup} warm-up runs"
+        ],
+    )
+
+
+BENCHMARKS = {
+    "assign": bench_assign,
+    "assign_many": bench_assign_many,
+    "metrics": bench_metrics,
+    "results": bench_results,
+}

@@ -8,6 +8,7 @@ the command runs; adding a command is one `add_parser` block here.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import os
 import sys
@@ -95,7 +96,21 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("email")
     add.add_argument("--password", required=True)
     add.add_argument("--role", choices=["viewer", "admin"], default="admin")
+
+    r = sub.add_parser("results", help="an experiment's per-user statistics, comparisons and warnings")
+    r.add_argument("key", help="experiment key")
+    r.add_argument("--from", dest="from_day", type=utc_day, help="first UTC day (YYYY-MM-DD)")
+    r.add_argument("--to", dest="to_day", type=utc_day, help="last UTC day (YYYY-MM-DD)")
+    add_database_args(r, from_env=True)
+    r.set_defaults(run="devstack.results_report:run")
     return p
+
+
+def utc_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (expected YYYY-MM-DD)") from None
 
 
 def admin_action(

@@ -8,9 +8,9 @@ every simulated request calls `rec_assign_variants(user)`, logs impressions
 tagged with the map it returned (`POST /rest/v1/rec_impressions`, backdated
 over `--days`) and draws outcomes (`rec_outcomes`) with a per-variant
 engagement probability; the treatment's is the control's times (1 + lift),
-so the measured lift, read back from the metrics RPC the dashboard uses,
-should land near `--lift`. Finally it ends the experiment (unless
-`--keep-active`), so later requests stop being assigned to it.
+so the engagement_rate lift, measured per user by admin-experiment-results
+(the same results the dashboard shows), should land inside its 95% interval.
+Finally it ends the experiment (unless `--keep-active`), so later requests stop being assigned to it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import secrets
 import uuid
@@ -30,12 +29,12 @@ from typing import Any
 import httpx
 from postgrest.exceptions import APIError
 from postgrest.types import ReturnMethod
-from scipy import stats
 from supabase import AsyncClient, acreate_client
 from supabase_functions.errors import FunctionsError
 from tqdm import tqdm
 
 from devstack import keys as local_keys
+from devstack import results_report
 
 DEMO_ADMIN = "00000000-0000-4000-8000-00000000de30"
 IMPRESSIONS_PER_REQUEST = 5
@@ -51,19 +50,6 @@ class Plan:
     base_rate: float = 0.10  # control's engagement probability per impression
     lift: float = 0.10  # true relative effect of the treatment
     key: str | None = None
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    variant: str
-    users: int
-    impressions: int
-    engaged: int
-    outcomes: int
-
-    @property
-    def rate(self) -> float:
-        return self.engaged / self.impressions if self.impressions else 0.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(url: str, key: str, plan: Plan, *, keep_active: bool) -> str:
     sb = await acreate_client(url, key)
-    experiment, users = await play(sb, plan, progress=True)
+    experiment, _served = await play(sb, plan, progress=True)
     try:
-        results = await measure(sb, experiment, users)
+        answer = await measure(sb, experiment, plan)
     finally:
         if not keep_active:
             await end(sb, experiment)
     state = "left active (--keep-active)" if keep_active else "ended"
-    return report(experiment, plan, results) + f"\n\nexperiment {experiment} {state}"
+    return report(plan, answer) + f"\n\nexperiment {experiment} {state}"
 
 
 async def invoke(sb: AsyncClient, name: str, body: dict[str, Any]) -> Any:
@@ -189,19 +175,15 @@ async def log_traffic(
         await sb.table("rec_outcomes").insert(outcomes, returning=ReturnMethod.minimal).execute()
 
 
-async def measure(sb: AsyncClient, key: str, served: dict[str, set[str]]) -> list[VariantResult]:
-    """Per-variant totals from the daily metrics RPC the dashboard uses; `users`
-    is how many distinct users each variant was served to."""
-    rows: list[dict[str, Any]] = _data(
-        await sb.rpc("rec_experiment_daily_metrics", {"experiment_key": key}).execute()
-    )
-    totals: dict[str, list[int]] = {}
-    for row in rows:
-        t = totals.setdefault(row["variant"], [0, 0, 0])
-        t[0] += int(row["impressions"])
-        t[1] += int(row["engaged_impressions"])
-        t[2] += int(row["outcomes"])
-    return [VariantResult(v, len(served.get(v, ())), i, e, o) for v, (i, e, o) in sorted(totals.items())]
+async def measure(sb: AsyncClient, key: str, plan: Plan) -> dict[str, Any]:
+    """The experiment's per-user results from admin-experiment-results, the
+    function the dashboard and `recsys-exp results` use. The window reaches
+    back before the experiment started (the demo plays past days), with a
+    day's margin either side of midnight."""
+    today = datetime.now(UTC).date()
+    window = {"from_day": str(today - timedelta(days=plan.days)), "to_day": str(today + timedelta(days=1))}
+    answer: dict[str, Any] = (await invoke(sb, "admin-experiment-results", {"key": key, **window}))["data"]
+    return answer
 
 
 def _data(response: Any) -> Any:
@@ -214,35 +196,17 @@ async def end(sb: AsyncClient, key: str) -> None:
     await invoke(sb, "admin-end-experiment", {"key": key, "admin_id": DEMO_ADMIN})
 
 
-def lift(results: list[VariantResult]) -> tuple[float, float, float]:
-    """Relative lift of treatment over control, its 95% CI half-width (delta
-    method on the log ratio) and the two-proportion z-test p-value."""
-    by = {r.variant: r for r in results}
-    c, t = by["control"], by["treatment"]
-    ratio = t.rate / c.rate
-    se_log = math.sqrt((1 - t.rate) / t.engaged + (1 - c.rate) / c.engaged)
-    half = ratio * 1.96 * se_log
-    pooled = (t.engaged + c.engaged) / (t.impressions + c.impressions)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / t.impressions + 1 / c.impressions))
-    p_value = float(2 * stats.norm.sf(abs(t.rate - c.rate) / se))
-    return ratio - 1, half, p_value
+def engagement_lift(answer: dict[str, Any]) -> dict[str, Any]:
+    """The treatment-vs-control comparison of engagement_rate."""
+    return next(c for c in answer["comparisons"] if c["metric"] == "engagement_rate")
 
 
-def report(key: str, plan: Plan, results: list[VariantResult]) -> str:
-    lines = [
-        f"experiment {key}: {plan.users} users x {plan.days} days, "
-        f"true lift {plan.lift:+.1%} on a {plan.base_rate:.0%} base rate",
-        "",
-        f"{'variant':<10} {'users':>7} {'impressions':>12} {'engaged':>8} {'outcomes':>9} {'rate':>7}",
-    ]
-    lines += [
-        f"{r.variant:<10} {r.users:>7} {r.impressions:>12} {r.engaged:>8} {r.outcomes:>9} {r.rate:>7.2%}"
-        for r in results
-    ]
-    measured, half, p_value = lift(results)
-    lines += [
-        "",
-        f"measured lift {measured:+.1%} (95% CI {measured - half:+.1%} .. {measured + half:+.1%}),"
-        f" p = {p_value:.3g}",
-    ]
-    return "\n".join(lines)
+def report(plan: Plan, answer: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"{plan.users} users x {plan.days} days, true lift {plan.lift:+.1%} "
+            f"on a {plan.base_rate:.0%} base engagement rate",
+            "",
+            results_report.format_answer(answer),
+        ]
+    )

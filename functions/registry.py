@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions import get_experiment, rotate_salt, set_user_variant, whoami
+from functions import experiment_results, get_experiment, rotate_salt, set_user_variant, whoami
 from shared import models
 from shared.client import Runtime, call_rpc
 from shared.models import rpc_args
@@ -111,6 +111,13 @@ FUNCTIONS: dict[str, Function] = _registry(
         get_experiment.call,
         writes=False,
         summary="One experiment with its assignment counts and daily metrics series.",
+    ),
+    Function(
+        "admin-experiment-results",
+        models.ExperimentResults,
+        experiment_results.call,
+        writes=False,
+        summary="Per-user statistics of an experiment: metrics, comparisons, health, warnings.",
     ),
     Function(
         "admin-search-users",

@@ -251,6 +251,20 @@ class GetExperiment(Body):
         return self.from_day is not None and self.to_day is not None and self.from_day > self.to_day
 
 
+class ExperimentResults(Body):
+    """Per-user statistics of one experiment over a window of UTC days (default: while it ran)."""
+
+    key: ExperimentKey
+    from_day: date | None = None
+    to_day: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered_days(self) -> Self:
+        if self.from_day and self.to_day and self.from_day > self.to_day:
+            raise PydanticCustomError("day_order", "from_day must not be after to_day")
+        return self
+
+
 class SearchUsers(Body):
     """Users by exact uuid or e-mail prefix."""
 

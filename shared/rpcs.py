@@ -59,6 +59,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_admin_role", ("user_id",)),
     # The audit rows whose hash chain is broken; none when intact.
     Rpc("rec_verify_audit_chain", ()),
+    # Results: per-variant sufficient statistics; shared/results.py does the maths.
+    Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
 )
 
 

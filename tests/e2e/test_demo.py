@@ -27,25 +27,29 @@ async def test_demo_measures_the_true_lift(demo_stack: Stack) -> None:
     plan = demo.Plan(users=1000, days=3, seed=11, lift=0.10, key="demo-test")
     sb = await acreate_client(demo_stack.url, demo_stack.keys.secret)
     key, served = await demo.play(sb, plan)
-    results = await demo.measure(sb, key, served)
-    by_variant = {r.variant: r for r in results}
-    assert set(by_variant) == {"control", "treatment"}
-    assert sum(r.users for r in results) == plan.users
-    assert sum(r.impressions for r in results) == plan.users * plan.days * demo.IMPRESSIONS_PER_REQUEST
-    assert all(r.outcomes > r.engaged > 0 for r in results)  # saves follow some clicks
+    answer = await demo.measure(sb, key, plan)
+    variants = {v["variant"]: v for v in answer["variants"]}
+    assert set(variants) == {"control", "treatment"}
+    assert answer["health"]["analysed_users"] == sum(v["users"] for v in variants.values()) == plan.users
+    assert answer["health"]["srm"] is False and answer["warnings"] == []
+    impressions = plan.users * plan.days * demo.IMPRESSIONS_PER_REQUEST
+    assert sum(v["impressions"] for v in variants.values()) == impressions
+    # Saves follow some clicks.
+    assert all(v["outcomes"] > v["engaged_impressions"] > 0 for v in variants.values())
     assigned = demo_stack.sql(
         """select a.variant, count(*) from rec_user_experiment_assignments a
              join rec_experiments e on e.id = a.experiment_id where e.key = %s group by 1""",
         [key],
     )
-    assert dict(assigned) == {v: r.users for v, r in by_variant.items()}
+    assert dict(assigned) == {v: len(users) for v, users in served.items()}
+    assert {v: len(users) for v, users in served.items()} == {v: r["users"] for v, r in variants.items()}
     tagged_days = demo_stack.sql(
         "select count(distinct day) from rec_variant_daily_metrics_v1 where experiment_key = %s", [key]
     )
     assert tagged_days == [(plan.days,)]
-    measured, half_width, _ = demo.lift(results)
-    assert abs(measured - plan.lift) < half_width  # the 95% CI covers the truth
-    assert abs(measured - plan.lift) < 0.06
+    lift = demo.engagement_lift(answer)
+    assert lift["lift_ci_low"] < plan.lift < lift["lift_ci_high"]  # the 95% interval covers the truth
+    assert abs(lift["lift"] - plan.lift) < 0.06
     await demo.end(sb, key)
     assert demo_stack.sql("select status from rec_experiments where key = %s", [key]) == [("ended",)]
 
@@ -57,7 +61,7 @@ def test_demo_command_reports_and_ends_its_experiment(
     argv = ["demo", "--url", demo_stack.url, "--key", demo_stack.keys.secret, "--users", "40", "--days", "1"]
     assert cli.main(argv + (["--keep-active"] if keep_active else [])) == 0
     out = capsys.readouterr().out
-    assert "measured lift" in out
+    assert "engagement_rate" in out and "baseline control" in out
     key = out.split("experiment ", 1)[1].split(":", 1)[0]
     status = demo_stack.sql("select status from rec_experiments where key = %s", [key])
     assert status == [("active",)] if keep_active else [("ended",)]

@@ -67,6 +67,7 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_list_experiments": {},
         "rec_get_experiment": {"experiment_key": active},
         "rec_experiment_daily_metrics": {"experiment_key": active},
+        "rec_experiment_results_stats": {"p_experiment_key": active},
         "rec_search_users": {"query": user},
         "rec_user_assignments": {"user_id": user},
         "rec_audit_entries": {},

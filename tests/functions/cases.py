@@ -5,9 +5,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared import results
 from tests.functions.conftest import ADMIN_ID, USER_ID
 
 VARIANTS = [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]
+# What rec_experiment_results_stats answers: sums per variant over analysed users.
+RESULTS_STATS = {
+    "key": "home-feed",
+    "from_day": "2026-01-10",
+    "to_day": "2026-01-11",
+    "variants": VARIANTS,
+    "stats": [
+        {
+            "variant": "control",
+            "users": 3,
+            "sum_n": 6,
+            "sum_e": 3,
+            "sum_o": 4,
+            "sum_nn": 14,
+            "sum_ee": 5,
+            "sum_oo": 8,
+            "sum_ne": 7,
+            "engaged_users": 2,
+        },
+        {
+            "variant": "treatment",
+            "users": 2,
+            "sum_n": 6,
+            "sum_e": 4,
+            "sum_o": 5,
+            "sum_nn": 20,
+            "sum_ee": 10,
+            "sum_oo": 17,
+            "sum_ne": 14,
+            "engaged_users": 2,
+        },
+    ],
+    "health": {
+        "assigned_users": 8,
+        "exposed_users": 7,
+        "analysed_users": 5,
+        "overridden_users": 1,
+        "crossover_users": 1,
+        "untagged_impressions": 2,
+    },
+}
 EXPERIMENT = {
     "id": "0d6f5c1e-3b2a-4f19-8e7d-6c5b4a392817",
     "key": "home-feed",
@@ -107,6 +149,14 @@ CASES = [
         {"experiment_key": "home-feed"},
         EXPERIMENT,
         None,  # two RPCs: checked in its own test
+    ),
+    Case(
+        "admin-experiment-results",
+        {"key": "home-feed", "from_day": "2026-01-10", "to_day": "2026-01-11"},
+        "rec_experiment_results_stats",
+        {"p_experiment_key": "home-feed", "p_from": "2026-01-10", "p_to": "2026-01-11"},
+        RESULTS_STATS,
+        results.analyse(RESULTS_STATS),
     ),
     Case(
         "admin-search-users",

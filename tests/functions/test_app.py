@@ -47,6 +47,7 @@ FUNCTION_NAMES = {
     "admin-user-assignments",
     "admin-audit-log",
     "admin-whoami",
+    "admin-experiment-results",
 }
 # Functions that call no RPC (tests/functions/test_sessions.py covers them).
 NO_RPC = {"admin-whoami"}
