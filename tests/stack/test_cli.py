@@ -28,6 +28,7 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "migrate",
         "dev",
         "demo",
+        "results",
         "admin grant",
         "admin revoke",
         "admin list",
