@@ -52,6 +52,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_search_users", ("query", "max_rows")),
     Rpc("rec_user_assignments", ("user_id",)),
     Rpc("rec_audit_entries", ("experiment_key", "max_rows")),
+    # The scheduler: aggregates finished days for metrics and results.
+    Rpc("rec_refresh_daily_rollups", ("through_day",)),
 )
 
 
