@@ -18,7 +18,7 @@ import pytest
 
 from tests.sql.conftest import acting_as, connect_as_owner, create_experiment, scalar, uuids
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=n) for n in range(5)]
 LAST = DAYS[-1]
 AB = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
@@ -103,14 +103,17 @@ def assert_reads_equal_live(conn: psycopg.Connection) -> None:
                 "select * from rec_experiment_daily_metrics(%s, %s, %s)", [key, lo, hi]
             ).fetchall()
             expected = sorted(
-                (r for r in metrics if r[1] == key and (lo is None or r[0] >= lo) and (hi is None or r[0] <= hi)),
+                (r for r in metrics if r[1] == key and (lo or r[0]) <= r[0] <= (hi or r[0])),
                 key=lambda r: (r[0], r[2]),
             )
             assert chart == expected, (key, lo, hi)
             params = {"key": key, "lo": lo, "hi": hi}
-            got = rows(conn, "select * from rec_internal.results_user_variant_counts(%(key)s, %(lo)s, %(hi)s)", params)
+            seam = "select * from rec_internal.results_user_variant_counts(%(key)s, %(lo)s, %(hi)s)"
+            got = rows(conn, seam, params)
             assert got == rows(conn, LIVE_USER_COUNTS, params), (key, lo, hi)
-            untagged = scalar(conn, "select rec_internal.results_untagged_impressions(%(key)s, %(lo)s, %(hi)s)", params)
+            untagged = scalar(
+                conn, "select rec_internal.results_untagged_impressions(%(key)s, %(lo)s, %(hi)s)", params
+            )
             assert untagged == scalar(conn, LIVE_UNTAGGED, params), (key, lo, hi)
 
 
@@ -148,22 +151,29 @@ def random_context(rng: random.Random) -> dict[str, Any]:
     return {"experiments": tags}
 
 
+Impression = tuple[uuid.UUID, uuid.UUID, dt.datetime]
+
+
 def insert_traffic(
     conn: psycopg.Connection, users: list[uuid.UUID], n: int, seed: int
-) -> list[tuple[uuid.UUID, uuid.UUID, dt.datetime]]:
+) -> list[Impression]:
     """n impressions (COPY, one statement each table) with ~15 % engaged."""
     rng = random.Random(seed)
-    imps = [(uuid.UUID(int=rng.getrandbits(128), version=4), rng.choice(users), random_time(rng)) for _ in range(n)]
-    with conn.cursor().copy("copy rec_impressions (id, user_id, request_context, created_at) from stdin") as cp:
+    imps = [
+        (uuid.UUID(int=rng.getrandbits(128), version=4), rng.choice(users), random_time(rng)) for _ in range(n)
+    ]
+    copy = "copy rec_impressions (id, user_id, request_context, created_at) from stdin"
+    with conn.cursor().copy(copy) as cp:
         for imp_id, user, created in imps:
             cp.write_row((imp_id, user, json.dumps(random_context(rng)), created))
     insert_outcomes(conn, [imp for imp in imps if rng.random() < 0.15], seed + 1)
     return imps
 
 
-def insert_outcomes(conn: psycopg.Connection, imps: list[tuple[uuid.UUID, uuid.UUID, dt.datetime]], seed: int) -> None:
+def insert_outcomes(conn: psycopg.Connection, imps: list[Impression], seed: int) -> None:
     rng = random.Random(seed)
-    with conn.cursor().copy("copy rec_outcomes (impression_id, user_id, outcome, value, created_at) from stdin") as cp:
+    copy = "copy rec_outcomes (impression_id, user_id, outcome, value, created_at) from stdin"
+    with conn.cursor().copy(copy) as cp:
         for imp_id, user, created in imps:
             for _ in range(rng.choice((1, 1, 1, 2, 3))):
                 later = created + dt.timedelta(seconds=rng.randrange(1, 2 * 86400))
@@ -180,10 +190,13 @@ def rolled(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
     users = uuids(40, seed=70)
     for key, (started, ended) in LIFETIMES.items():
         e = create_experiment(db, key, ABC if key == "e2" else AB)
-        db.execute("update rec_experiments set started_at = %s, ended_at = %s where key = %s", [started, ended, key])
+        db.execute(
+            "update rec_experiments set started_at = %s, ended_at = %s where key = %s", [started, ended, key]
+        )
         for u in users[: 30 + len(key)]:
             db.execute(
-                "insert into rec_user_experiment_assignments (experiment_id, user_id, variant) values (%s, %s, 'a')",
+                "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+                " values (%s, %s, 'a')",
                 [e["id"], u],
             )
     insert_traffic(db, users, 1500, seed=71)
@@ -207,7 +220,9 @@ def test_reads_read_the_rollups_once_rolled(rolled: psycopg.Connection) -> None:
     before = rows(rolled, "select * from rec_variant_daily_metrics_v1")
     rolled.execute("alter table rec_impressions disable trigger user")
     try:
-        rolled.execute("delete from rec_impressions where (created_at at time zone 'UTC')::date = %s", [DAYS[2]])
+        rolled.execute(
+            "delete from rec_impressions where (created_at at time zone 'UTC')::date = %s", [DAYS[2]]
+        )
         assert rows(rolled, "select * from rec_variant_daily_metrics_v1") == before
     finally:
         rolled.execute("alter table rec_impressions enable trigger user")
@@ -253,14 +268,17 @@ def test_retagged_moved_and_deleted_rows(rolled: psycopg.Connection) -> None:
     refresh(rolled)
     # re-tagging an impression of a rolled day
     rolled.execute(
-        "update rec_impressions set request_context = jsonb_build_object('experiments', jsonb_build_object('e1', 'b'))"
-        " where id in (select id from rec_impressions where (created_at at time zone 'UTC')::date = %s limit 30)",
+        "update rec_impressions"
+        "   set request_context = jsonb_build_object('experiments', jsonb_build_object('e1', 'b'))"
+        " where id in (select id from rec_impressions"
+        "               where (created_at at time zone 'UTC')::date = %s limit 30)",
         [DAYS[0]],
     )
     # moving an impression (with its outcomes) to another day
     rolled.execute(
         "update rec_impressions set created_at = created_at + interval '2 days'"
-        " where id = (select impression_id from rec_outcomes o join rec_impressions i on i.id = o.impression_id"
+        " where id = (select impression_id from rec_outcomes o"
+        "               join rec_impressions i on i.id = o.impression_id"
         "              where (i.created_at at time zone 'UTC')::date = %s limit 1)",
         [DAYS[1]],
     )
@@ -363,8 +381,8 @@ def test_service_role_refreshes(rolled: psycopg.Connection) -> None:
 def test_impression_ids_are_time_ordered_uuid_v7(db: psycopg.Connection) -> None:
     before = scalar(db, "select (extract(epoch from clock_timestamp()) * 1000)::bigint")
     ids = [
-        uuid.UUID(str(scalar(db, "insert into rec_impressions (user_id) values (%s) returning id", [uuid.uuid4()])))
-        for _ in range(50)
+        uuid.UUID(str(scalar(db, "insert into rec_impressions (user_id) values (%s) returning id", [user])))
+        for user in uuids(50, seed=74)
     ]
     after = scalar(db, "select (extract(epoch from clock_timestamp()) * 1000)::bigint")
     assert {u.version for u in ids} == {7}
