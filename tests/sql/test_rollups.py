@@ -154,13 +154,12 @@ def random_context(rng: random.Random) -> dict[str, Any]:
 Impression = tuple[uuid.UUID, uuid.UUID, dt.datetime]
 
 
-def insert_traffic(
-    conn: psycopg.Connection, users: list[uuid.UUID], n: int, seed: int
-) -> list[Impression]:
+def insert_traffic(conn: psycopg.Connection, users: list[uuid.UUID], n: int, seed: int) -> list[Impression]:
     """n impressions (COPY, one statement each table) with ~15 % engaged."""
     rng = random.Random(seed)
     imps = [
-        (uuid.UUID(int=rng.getrandbits(128), version=4), rng.choice(users), random_time(rng)) for _ in range(n)
+        (uuid.UUID(int=rng.getrandbits(128), version=4), rng.choice(users), random_time(rng))
+        for _ in range(n)
     ]
     copy = "copy rec_impressions (id, user_id, request_context, created_at) from stdin"
     with conn.cursor().copy(copy) as cp:
@@ -184,8 +183,13 @@ def insert_outcomes(conn: psycopg.Connection, imps: list[Impression], seed: int)
 def rolled(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """Three experiments with their lifetimes, assignments for most users,
     and ~1,500 impressions over five UTC days; no rollup rows yet."""
-    for table in ("rollup_variant_day", "rollup_variant_day_outcome", "rollup_user_day", "rollup_user_total",
-                  "rollup_dirty_days"):
+    for table in (
+        "rollup_variant_day",
+        "rollup_variant_day_outcome",
+        "rollup_user_day",
+        "rollup_user_total",
+        "rollup_dirty_days",
+    ):
         db.execute(f"delete from rec_internal.{table}")
     users = uuids(40, seed=70)
     for key, (started, ended) in LIFETIMES.items():
