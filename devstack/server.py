@@ -35,8 +35,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
+from devstack import jobs, migrate, postgres
 from devstack import keys as local_keys
-from devstack import migrate, postgres
 from devstack.cli import open_server
 from devstack.rest import RestApi
 from devstack.rest_errors import json_response
@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
             public_url = base_url(args.host, sock.getsockname()[1])
             applied = migrate.migrate(server.url, seed=True)
             print(banner(public_url, server, keys, applied, args), flush=True)
-            started = serve(build_app(server.url, keys, public_url), sock)
+            with jobs.refreshing_rollups(server.url, getattr(args, "refresh_every", jobs.REFRESH_EVERY)):
+                started = serve(build_app(server.url, keys, public_url), sock)
         finally:
             _stop_database(server)
     print("recsys-exp dev: stopped", flush=True)

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from devstack import jobs
 from tests.sql.conftest import acting_as, connect_as_owner, create_experiment, scalar, uuids
 
 UTC = dt.UTC
@@ -394,3 +395,19 @@ def test_impression_ids_are_time_ordered_uuid_v7(db: psycopg.Connection) -> None
     millis = [u.int >> 80 for u in ids]
     assert before <= millis[0] and millis == sorted(millis) and millis[-1] <= after
     assert len(set(ids)) == len(ids)
+
+
+def test_dev_stack_job_refreshes_in_the_background(rolled: psycopg.Connection, db_url: str) -> None:
+    """`recsys-exp dev --refresh-every`: the job rolls up finished days by itself."""
+    assert jobs.refresh_rollups(db_url) == len(DAYS)
+    rolled.execute(
+        "insert into rec_impressions (user_id, request_context, created_at) values (%s, %s, %s)",
+        [uuid.uuid4(), json.dumps({"experiments": {"e1": "a"}}), "2026-03-02T10:00:00+00:00"],
+    )
+    with jobs.refreshing_rollups(db_url, every=0.05):
+        for _ in range(600):  # bounded wait for the background thread
+            if not dirty_days(rolled):
+                break
+            threading.Event().wait(0.05)
+    assert dirty_days(rolled) == []
+    assert_reads_equal_live(rolled)
