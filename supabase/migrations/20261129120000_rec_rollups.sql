@@ -94,6 +94,21 @@ create table rec_internal.rollup_user_day (
   primary key (experiment_key, day, user_id, variant)
 );
 
+-- The sum of every rollup_user_day row (clean or stale) per (experiment,
+-- user, variant), rebuilt by each refresh that changed rollup_user_day. A
+-- window covering most of an experiment's days reads these (one row per
+-- user) minus the few days outside it, so results over an experiment's
+-- lifetime cost the same at 10x the impressions.
+create table rec_internal.rollup_user_all_days (
+  experiment_key text not null,
+  user_id uuid not null,
+  variant text not null,
+  impressions bigint not null,
+  engaged_impressions bigint not null,
+  outcomes bigint not null,
+  primary key (experiment_key, user_id, variant)
+);
+
 -- Every impression of a user on a day, tagged or not: results' count of
 -- untagged impressions is this minus the user's impressions tagged with the key.
 create table rec_internal.rollup_user_total (
@@ -105,12 +120,12 @@ create table rec_internal.rollup_user_total (
 
 revoke all on rec_internal.rollup_dirty_days, rec_internal.rollup_variant_day,
               rec_internal.rollup_variant_day_outcome, rec_internal.rollup_user_day,
-              rec_internal.rollup_user_total
+              rec_internal.rollup_user_total, rec_internal.rollup_user_all_days
   from public, anon, authenticated;
 -- The metrics views are security_invoker: their readers read these.
 grant select on rec_internal.rollup_dirty_days, rec_internal.rollup_variant_day,
                 rec_internal.rollup_variant_day_outcome, rec_internal.rollup_user_day,
-                rec_internal.rollup_user_total
+                rec_internal.rollup_user_total, rec_internal.rollup_user_all_days
   to service_role;
 
 -- Days with data before this migration are dirty until the first refresh.
@@ -283,17 +298,21 @@ revoke all on function rec_internal.rollup_day(date) from public, anon, authenti
 -- exclusive advisory lock, tried and never awaited: a day some writer or
 -- another refresh holds stays dirty (read live) until the next run, so the
 -- refresh never blocks traffic, never deadlocks, and concurrent runs never
--- rebuild a day twice. Returns the number of days rebuilt by this call.
+-- rebuild a day twice. Runs of the refresh itself take turns (one lock for
+-- all), as each rebuilds the per-user totals at its end. Returns the number
+-- of days rebuilt by this call.
 create function public.rec_refresh_daily_rollups(through_day date default current_date - 1)
 returns integer
 language plpgsql volatile security definer
 set search_path = ''
 set jit = off
+set work_mem = '64MB'
 as $$
 declare
   d date;
   rebuilt integer := 0;
 begin
+  perform pg_catalog.pg_advisory_xact_lock(7171, 0);
   for d in select dd.day from rec_internal.rollup_dirty_days dd
             where dd.day <= through_day order by dd.day loop
     continue when not pg_catalog.pg_try_advisory_xact_lock(7170, rec_internal.rollup_lock_key(d));
@@ -303,6 +322,14 @@ begin
     perform rec_internal.rollup_day(d);
     rebuilt := rebuilt + 1;
   end loop;
+  if rebuilt > 0 then
+    delete from rec_internal.rollup_user_all_days;
+    insert into rec_internal.rollup_user_all_days
+    select u.experiment_key, u.user_id, u.variant, sum(u.impressions), sum(u.engaged_impressions),
+           sum(u.outcomes)
+      from rec_internal.rollup_user_day u
+     group by u.experiment_key, u.user_id, u.variant;
+  end if;
   return rebuilt;
 end
 $$;
@@ -388,35 +415,83 @@ $$;
 
 -- --- Results: per-user sums and untagged impressions ------------------------
 
+-- One row per tagged impression of the dirty days in lo..hi (computed live).
+create function rec_internal.results_live_days(p_experiment_key text, lo date, hi date)
+returns table (user_id uuid, variant text, impressions bigint, engaged_impressions bigint, outcomes bigint)
+language sql stable set search_path = '' as $$
+  select i.user_id, i.request_context->'experiments'->>p_experiment_key, 1::bigint,
+         (n.outcomes is not null)::int::bigint, coalesce(n.outcomes, 0)
+    from rec_internal.rollup_dirty_days dd
+    join public.rec_impressions i on (i.created_at at time zone 'UTC')::date = dd.day
+    left join lateral (select count(*) as outcomes from public.rec_outcomes o
+                        where o.impression_id = i.id having count(*) > 0) n on true
+   where dd.day between lo and hi
+     and i.request_context->'experiments'->>p_experiment_key is not null
+$$;
+revoke all on function rec_internal.results_live_days(text, date, date) from public, anon, authenticated;
+
 -- Per (user, variant) of one experiment over the UTC days from..to (null =
 -- unbounded): impressions tagged with that variant, those with an outcome,
 -- and the outcome rows on them.
 create or replace function rec_internal.results_user_variant_counts(p_experiment_key text, p_from date, p_to date)
 returns table (user_id uuid, variant text, impressions bigint, engaged_impressions bigint, outcomes bigint)
-language sql stable
+language plpgsql stable
 set search_path = ''
 set jit = off
 set work_mem = '64MB'
 as $$
-  select s.user_id, s.variant, sum(s.impressions)::bigint, sum(s.engaged_impressions)::bigint,
-         sum(s.outcomes)::bigint
-    from (
-      select r.user_id, r.variant, r.impressions, r.engaged_impressions, r.outcomes
-        from rec_internal.rollup_user_day r
-       where r.experiment_key = p_experiment_key
-         and r.day between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
-         and not exists (select 1 from rec_internal.rollup_dirty_days dd where dd.day = r.day)
-      union all
-      select i.user_id, i.request_context->'experiments'->>p_experiment_key, 1,
-             (n.outcomes is not null)::int, coalesce(n.outcomes, 0)
-        from rec_internal.rollup_dirty_days dd
-        join public.rec_impressions i on (i.created_at at time zone 'UTC')::date = dd.day
-        left join lateral (select count(*) as outcomes from public.rec_outcomes o
-                            where o.impression_id = i.id having count(*) > 0) n on true
-       where dd.day between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
-         and i.request_context->'experiments'->>p_experiment_key is not null
-    ) s
-   group by s.user_id, s.variant
+declare
+  lo constant date := coalesce(p_from, '-infinity'::date);
+  hi constant date := coalesce(p_to, 'infinity'::date);
+  days_in bigint;
+  days_out bigint;
+begin
+  -- Rolled-up days of the experiment inside and outside the window (stale
+  -- rows of dirty days count as outside: they are taken back out).
+  select count(*) filter (where v.day between lo and hi and dd.day is null),
+         count(*) filter (where not (v.day between lo and hi and dd.day is null))
+    into days_in, days_out
+    from (select distinct r.day from rec_internal.rollup_variant_day r
+           where r.experiment_key = p_experiment_key) v
+    left join rec_internal.rollup_dirty_days dd on dd.day = v.day;
+  if days_out < days_in then
+    -- all rolled-up days, minus those not wanted, plus dirty days live
+    return query
+    select s.user_id, s.variant, sum(s.impressions)::bigint, sum(s.engaged_impressions)::bigint,
+           sum(s.outcomes)::bigint
+      from (
+        select a.user_id, a.variant, a.impressions, a.engaged_impressions, a.outcomes
+          from rec_internal.rollup_user_all_days a
+         where a.experiment_key = p_experiment_key
+        union all
+        select r.user_id, r.variant, -r.impressions, -r.engaged_impressions, -r.outcomes
+          from rec_internal.rollup_user_day r
+          left join rec_internal.rollup_dirty_days dd on dd.day = r.day
+         where r.experiment_key = p_experiment_key
+           and not (r.day between lo and hi and dd.day is null)
+        union all
+        select l.user_id, l.variant, l.impressions, l.engaged_impressions, l.outcomes
+          from rec_internal.results_live_days(p_experiment_key, lo, hi) l
+      ) s
+     group by s.user_id, s.variant
+    having sum(s.impressions) > 0;
+  else
+    return query
+    select s.user_id, s.variant, sum(s.impressions)::bigint, sum(s.engaged_impressions)::bigint,
+           sum(s.outcomes)::bigint
+      from (
+        select r.user_id, r.variant, r.impressions, r.engaged_impressions, r.outcomes
+          from rec_internal.rollup_user_day r
+         where r.experiment_key = p_experiment_key
+           and r.day between lo and hi
+           and not exists (select 1 from rec_internal.rollup_dirty_days dd where dd.day = r.day)
+        union all
+        select l.user_id, l.variant, l.impressions, l.engaged_impressions, l.outcomes
+          from rec_internal.results_live_days(p_experiment_key, lo, hi) l
+      ) s
+     group by s.user_id, s.variant;
+  end if;
+end
 $$;
 revoke all on function rec_internal.results_user_variant_counts(text, date, date) from public, anon, authenticated;
 
