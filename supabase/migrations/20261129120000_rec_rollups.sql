@@ -464,11 +464,19 @@ begin
           from rec_internal.rollup_user_all_days a
          where a.experiment_key = p_experiment_key
         union all
+        -- (three index ranges, so the days inside the window are never read)
         select r.user_id, r.variant, -r.impressions, -r.engaged_impressions, -r.outcomes
           from rec_internal.rollup_user_day r
-          left join rec_internal.rollup_dirty_days dd on dd.day = r.day
-         where r.experiment_key = p_experiment_key
-           and not (r.day between lo and hi and dd.day is null)
+         where r.experiment_key = p_experiment_key and r.day < lo
+        union all
+        select r.user_id, r.variant, -r.impressions, -r.engaged_impressions, -r.outcomes
+          from rec_internal.rollup_user_day r
+         where r.experiment_key = p_experiment_key and r.day > hi
+        union all
+        select r.user_id, r.variant, -r.impressions, -r.engaged_impressions, -r.outcomes
+          from rec_internal.rollup_dirty_days dd
+          join rec_internal.rollup_user_day r on r.experiment_key = p_experiment_key and r.day = dd.day
+         where dd.day between lo and hi
         union all
         select l.user_id, l.variant, l.impressions, l.engaged_impressions, l.outcomes
           from rec_internal.results_live_days(p_experiment_key, lo, hi) l
