@@ -70,6 +70,7 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_search_users": {"query": user},
         "rec_user_assignments": {"user_id": user},
         "rec_audit_entries": {},
+        "rec_refresh_daily_rollups": {},
     }
 
 
