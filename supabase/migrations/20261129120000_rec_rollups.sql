@@ -95,7 +95,7 @@ create table rec_internal.rollup_user_day (
 );
 
 -- The sum of every rollup_user_day row (clean or stale) per (experiment,
--- user, variant), rebuilt by each refresh that changed rollup_user_day. A
+-- user, variant), kept in step by rollup_day in the same transaction. A
 -- window covering most of an experiment's days reads these (one row per
 -- user) minus the few days outside it, so results over an experiment's
 -- lifetime cost the same at 10x the impressions.
@@ -241,6 +241,17 @@ create trigger rec_outcomes_rollup_truncate after truncate on public.rec_outcome
 create function rec_internal.rollup_day(d date) returns void
 language plpgsql volatile set search_path = '' set jit = off set work_mem = '64MB' as $$
 begin
+  -- The per-user totals lose the day's old rows here and gain its new ones
+  -- below. (A total that drops to zero stays, as zeros: readers skip it.)
+  insert into rec_internal.rollup_user_all_days as a
+  select u.experiment_key, u.user_id, u.variant, -u.impressions, -u.engaged_impressions, -u.outcomes
+    from rec_internal.rollup_user_day u
+   where u.day = d
+     and u.experiment_key in (select v.experiment_key from rec_internal.rollup_variant_day v where v.day = d)
+  on conflict (experiment_key, user_id, variant) do update
+    set impressions = a.impressions + excluded.impressions,
+        engaged_impressions = a.engaged_impressions + excluded.engaged_impressions,
+        outcomes = a.outcomes + excluded.outcomes;
   delete from rec_internal.rollup_user_day u
    where u.day = d
      and u.experiment_key in (select v.experiment_key from rec_internal.rollup_variant_day v where v.day = d);
@@ -290,6 +301,16 @@ begin
   )
   insert into rec_internal.rollup_user_total
   select d, imp.user_id, count(*) from imp group by imp.user_id;
+
+  insert into rec_internal.rollup_user_all_days as a
+  select u.experiment_key, u.user_id, u.variant, u.impressions, u.engaged_impressions, u.outcomes
+    from rec_internal.rollup_user_day u
+   where u.day = d
+     and u.experiment_key in (select v.experiment_key from rec_internal.rollup_variant_day v where v.day = d)
+  on conflict (experiment_key, user_id, variant) do update
+    set impressions = a.impressions + excluded.impressions,
+        engaged_impressions = a.engaged_impressions + excluded.engaged_impressions,
+        outcomes = a.outcomes + excluded.outcomes;
 end
 $$;
 revoke all on function rec_internal.rollup_day(date) from public, anon, authenticated;
@@ -299,7 +320,7 @@ revoke all on function rec_internal.rollup_day(date) from public, anon, authenti
 -- another refresh holds stays dirty (read live) until the next run, so the
 -- refresh never blocks traffic, never deadlocks, and concurrent runs never
 -- rebuild a day twice. Runs of the refresh itself take turns (one lock for
--- all), as each rebuilds the per-user totals at its end. Returns the number
+-- all): each updates the same per-user totals. Returns the number
 -- of days rebuilt by this call.
 create function public.rec_refresh_daily_rollups(through_day date default current_date - 1)
 returns integer
@@ -322,14 +343,6 @@ begin
     perform rec_internal.rollup_day(d);
     rebuilt := rebuilt + 1;
   end loop;
-  if rebuilt > 0 then
-    delete from rec_internal.rollup_user_all_days;
-    insert into rec_internal.rollup_user_all_days
-    select u.experiment_key, u.user_id, u.variant, sum(u.impressions), sum(u.engaged_impressions),
-           sum(u.outcomes)
-      from rec_internal.rollup_user_day u
-     group by u.experiment_key, u.user_id, u.variant;
-  end if;
   return rebuilt;
 end
 $$;

@@ -96,6 +96,17 @@ def assert_reads_equal_live(conn: psycopg.Connection) -> None:
     """Every read that may use the rollups, against the live computation."""
     metrics = rows(conn, LIVE_METRICS)
     assert metrics, "the data set must not be empty"
+    # the per-user totals are kept in step with the per-day rows
+    assert rows(
+        conn,
+        "select experiment_key, user_id, variant, impressions, engaged_impressions, outcomes"
+        "  from rec_internal.rollup_user_all_days where impressions <> 0",
+    ) == rows(
+        conn,
+        "select experiment_key, user_id, variant, sum(impressions)::bigint,"
+        "       sum(engaged_impressions)::bigint, sum(outcomes)::bigint"
+        "  from rec_internal.rollup_user_day group by 1, 2, 3",
+    )
     assert rows(conn, "select * from rec_variant_daily_metrics_v1") == metrics
     assert rows(conn, "select * from rec_variant_daily_outcomes_v1") == rows(conn, LIVE_OUTCOMES)
     for key in VARIANTS:
@@ -189,6 +200,7 @@ def rolled(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
         "rollup_variant_day_outcome",
         "rollup_user_day",
         "rollup_user_total",
+        "rollup_user_all_days",
         "rollup_dirty_days",
     ):
         db.execute(f"delete from rec_internal.{table}")
