@@ -541,11 +541,15 @@ as $$
   ), assigned as (
     select a.user_id from public.rec_user_experiment_assignments a join e on a.experiment_id = e.id
   ), clean_days as (
-    -- whole days inside the lifetime, in the window, with clean rollups
-    select t.day from e, rec_internal.rollup_user_total t
-     where t.day > e.first_day and t.day < e.last_day and t.day between e.lo and e.hi
-     group by t.day
-    having not exists (select 1 from rec_internal.rollup_dirty_days dd where dd.day = t.day)
+    -- whole days inside the lifetime, in the window, with clean rollups (up
+    -- to the last rolled-up day; later days have no rollup rows)
+    select g.day::date as day
+      from e, generate_series(
+                greatest(e.lo, e.first_day + 1),
+                least(e.hi, e.last_day - 1,
+                      coalesce((select max(t.day) from rec_internal.rollup_user_total t), '-infinity'::date)),
+                interval '1 day') g(day)
+     where not exists (select 1 from rec_internal.rollup_dirty_days dd where dd.day = g.day::date)
   ), live_days as (
     select dd.day from e, rec_internal.rollup_dirty_days dd where dd.day between e.lo and e.hi
     union
