@@ -4,11 +4,12 @@ baseline in the same run."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures
+from bench import fixtures, rollups
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -344,9 +345,18 @@ def bench_results(db: BenchDatabase) -> Result:
     )
 
 
-BENCHMARKS = {
+# --------------------------------------------------------------------------
+# 5. Daily rollups at two sizes (bench/rollups.py; sizes from BENCH_SCALE)
+
+
+def bench_rollups(db: BenchDatabase) -> list[Result]:
+    return rollups.bench_rollups(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
+BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
     "metrics": bench_metrics,
     "results": bench_results,
+    "rollups": bench_rollups,
 }

@@ -72,6 +72,13 @@ def parser() -> argparse.ArgumentParser:
     add_database_args(d)
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=cli_args.port, default=54321)
+    d.add_argument(
+        "--refresh-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="refresh the daily metric rollups this often (default %(default)s; 0 = never)",
+    )
     d.set_defaults(run="devstack.server:run")
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")

@@ -316,6 +316,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_audit_entries('svc')", []),
         ("select rec_rotate_salt('svc', %s)", [ADMIN]),
         ("select * from rec_rotate_due_salts()", []),
+        ("select rec_refresh_daily_rollups()", []),
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
         ("select rec_grant_admin(%s, 'viewer', %s)", [user, ADMIN]),
         ("select rec_admin_role(%s)", [user]),
