@@ -117,9 +117,6 @@ def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> 
         assert options and "security_invoker=true" in options, view
 
 
-INLINED_SQL_FUNCTIONS = ["rec_internal.results_user_variant_counts(text,date,date)"]
-
-
 def test_security_definer_functions_pin_search_path(db: psycopg.Connection) -> None:
     rows = db.execute(r"""
         select p.oid::regprocedure::text from pg_proc p
@@ -127,13 +124,7 @@ def test_security_definer_functions_pin_search_path(db: psycopg.Connection) -> N
            and (p.proname like 'rec\_%' or p.pronamespace = 'rec_internal'::regnamespace)
            and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c
                             where c like 'search\_path=%')""").fetchall()
-    # The exception: a plain (invoker) SQL function kept free of SET clauses so
-    # the planner can inline it into its one caller, a security definer RPC
-    # with search_path pinned; its body names every object with its schema.
-    assert rows == [(name,) for name in INLINED_SQL_FUNCTIONS]
-    for name in INLINED_SQL_FUNCTIONS:
-        definer = scalar(db, "select prosecdef from pg_proc where oid = %s::regprocedure", [name])
-        assert definer is False
+    assert rows == []
 
 
 # --- anon: nothing ----------------------------------------------------------------
