@@ -423,3 +423,23 @@ def test_dev_stack_job_refreshes_in_the_background(rolled: psycopg.Connection, d
             threading.Event().wait(0.05)
     assert dirty_days(rolled) == []
     assert_reads_equal_live(rolled)
+
+
+def results_answers(conn: psycopg.Connection) -> dict[tuple[Any, ...], Any]:
+    return {
+        (key, lo, hi): scalar(conn, "select rec_experiment_results_stats(%s, %s, %s)", [key, lo, hi])
+        for key in VARIANTS
+        for lo, hi in WINDOWS
+    }
+
+
+def test_results_rpc_answers_the_same_before_and_after_refresh(rolled: psycopg.Connection) -> None:
+    live = results_answers(rolled)
+    assert any(a["health"]["exposed_users"] for a in live.values()), "the data set must expose users"
+    assert refresh(rolled) == len(DAYS)
+    assert results_answers(rolled) == live
+    insert_outcomes(rolled, insert_traffic(rolled, uuids(40, seed=70), 200, seed=72), seed=73)
+    assert results_answers(rolled) != live  # late traffic shows at once, before the next refresh
+    late = results_answers(rolled)
+    refresh(rolled)
+    assert results_answers(rolled) == late
