@@ -4,6 +4,7 @@ project's API URL:
     /rest/v1/rpc/<fn>       the PostgREST-compatible RPC endpoint (devstack.rest)
     /functions/v1/<name>    the admin functions (functions.app), whose own
                             supabase client calls back into /rest/v1 here
+    /dashboard/             the admin dashboard (served by functions.app too)
     /                       an index of these URLs;  /health  database check
 
 `build_app()` is that whole ASGI app for a database URL, keys and public
@@ -103,6 +104,7 @@ def build_app(
             Route("/health", health),
             Route("/rest/v1/{path:path}", rest.app),
             Route("/functions/v1/{path:path}", functions),
+            Route("/dashboard{path:path}", functions),
         ],
         exception_handlers={404: not_found},
         lifespan=lifespan,
@@ -137,6 +139,7 @@ def _index(base: str) -> dict[str, Any]:
         "rpc": f"{base}/rest/v1/rpc/<function>",
         "functions": {name: f"{base}/functions/v1/{name}" for name in FUNCTIONS},
         "functions_openapi": f"{base}/functions/v1/openapi.json",
+        "dashboard": f"{base}/dashboard/",
         "health": f"{base}/health",
     }
 
@@ -207,6 +210,7 @@ def banner(
             f"  API URL           {url}",
             f"  RPC               {url}/rest/v1/rpc/<function>",
             f"  Functions         {url}/functions/v1/<name>",
+            f"  Dashboard         {url}/dashboard/",
             f"  Database          {postgres.redact(server.url)}",
             "",
             "  Keys: LOCAL DEVELOPMENT ONLY (public defaults unless RECSYS_* are set)",

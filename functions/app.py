@@ -1,4 +1,5 @@
-"""The ASGI app: ``POST /functions/v1/<name>`` for each admin function.
+"""The ASGI app: ``POST /functions/v1/<name>`` for each admin function, and the
+admin dashboard at ``/dashboard/`` (functions.dashboard).
 
 ``uvicorn functions.app:app`` serves it with settings from the environment;
 a host that wants its own settings or client calls ``create_app``.
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions import dashboard
 from functions.openapi import openapi_document
 from functions.registry import FUNCTIONS
 from functions.runner import refuse_caller, run
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         routes=[
             Route("/functions/v1/openapi.json", openapi_endpoint, methods=_METHODS),
             Route("/functions/v1/{name}", function_endpoint, methods=_METHODS),
+            *dashboard.routes(runtime),
         ],
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
         lifespan=lifespan,
