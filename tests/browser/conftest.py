@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from devstack import auth_users, migrate, postgres
 from tests.e2e.conftest import E2EStack, serve_stack
@@ -27,15 +28,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "browser tests only"
 GRANTOR = "00000000-0000-4000-8000-00000000b0b0"
 
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - dev extra missing
-    sync_playwright = None
-
 
 def _missing() -> str | None:
-    if sync_playwright is None:
-        return "playwright is not installed (pip install -e '.[dev]')"
     if not CHROMIUM.exists():
         return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
     return None

@@ -14,15 +14,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from playwright.sync_api import Browser, Page, expect
 from psycopg.types.json import Jsonb
 
 from devstack import auth_users
-from tests.browser.conftest import PASSWORD, Person, open_page, shot, sign_in
+from tests.browser.conftest import PASSWORD, SCREENSHOTS, Person, open_page, shot, sign_in
 from tests.e2e.conftest import E2EStack
 from tests.stack.conftest import key_headers
-
-pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 KEY = f"browser-ranker-{uuid.uuid4().hex[:6]}"
 USERS = 40
@@ -40,9 +38,10 @@ def play_traffic(site: E2EStack, shopper: str) -> dict[str, Counter[str]]:
     tagged with the map, and clicks on some. Returns what the day should show."""
     users = [shopper] + [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{KEY}/{i}")) for i in range(USERS - 1)]
     seen: dict[str, Counter[str]] = {"impressions": Counter(), "users": Counter(), "engaged": Counter()}
-    with httpx.Client(base_url=site.url, headers=key_headers(site.keys.secret)) as client, psycopg.connect(
-        site.db_url
-    ) as conn:
+    with (
+        httpx.Client(base_url=site.url, headers=key_headers(site.keys.secret)) as client,
+        psycopg.connect(site.db_url) as conn,
+    ):
         for i, user in enumerate(users):
             answer = client.post("/rest/v1/rpc/rec_assign_variants", json={"user_id": user})
             assert answer.status_code == 200, answer.text
@@ -55,7 +54,8 @@ def play_traffic(site: E2EStack, shopper: str) -> dict[str, Counter[str]]:
             seen["engaged"][variant] += engaged
             for n in range(shown):
                 row = conn.execute(
-                    "insert into rec_impressions (user_id, item_id, request_context) values (%s, %s, %s) returning id",
+                    "insert into rec_impressions (user_id, item_id, request_context)"
+                    " values (%s, %s, %s) returning id",
                     [user, f"item-{n}", Jsonb({"experiments": tags})],
                 ).fetchone()
                 assert row is not None
@@ -78,6 +78,9 @@ def confirm(page: Page, says: list[str], button: str) -> None:
 
 def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]) -> None:
     page, problems = open_page(browser, site)
+    page.goto("/dashboard/")
+    expect(page.get_by_role("form", name="Sign in")).to_be_visible()
+    shot(page, "00-sign-in")
     sign_in(page, people["admin"])
     expect(page.get_by_test_id("person")).to_have_text(people["admin"].email)
     expect(page.get_by_test_id("role")).to_have_text("admin")
@@ -87,7 +90,7 @@ def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]
     # Create a draft.
     page.get_by_role("link", name="New experiment").click()
     page.get_by_label("Key", exact=True).fill(KEY)
-    page.get_by_label("Name").fill("Browser ranker")
+    page.get_by_label("Name", exact=True).fill("Browser ranker")
     expect(page.get_by_label("Variant 2 share")).to_have_text("50.0%")
     shot(page, "02-new-experiment")
     page.get_by_role("button", name="Create draft").click()
@@ -116,18 +119,25 @@ def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]
     confirm(page, [KEY, "variants are locked"], "Activate")
     expect(page.get_by_role("heading", level=1)).to_contain_text("active")
     expect(page.get_by_role("button", name="Activate")).to_have_count(0)
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("group", name="Variants")).to_contain_text("Variants are locked")
+    expect(page.get_by_label("Variant 1 weight")).to_be_disabled()
+    expect(page.get_by_role("button", name="Add variant")).to_have_count(0)
+    shot(page, "02-edit-active")
+    page.get_by_role("link", name="Cancel").click()
 
     shopper = put_person(site, f"shopper-{KEY}@browser.test")
     seen = play_traffic(site, shopper)
     page.reload()
     charts_and_results(page, site, seen)
     shot(page, "03-experiment")
-    page.screenshot(path=str(page_path("03-experiment-full")), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "03-experiment-full.png"), full_page=True)
 
     # A user by e-mail prefix: their experiments, then pinned and released.
     page.get_by_role("link", name="Users").click()
     page.get_by_label("User", exact=True).fill("shopper-")
     page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("table", name="Users found")).to_contain_text(f"shopper-{KEY}@browser.test")
     page.get_by_role("link", name=shopper).click()
     row = page.get_by_role("table", name="User's experiments").locator(f"tr[data-key='{KEY}']")
     expect(row).to_contain_text("auto")
@@ -159,7 +169,11 @@ def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]
     page.goto(f"/dashboard/#/experiments/{KEY}")
     page.get_by_role("button", name="Rotate salt").click()
     page.get_by_label("Re-bucket users").check()
-    confirm(page, [KEY, "users who already have a variant keep it", "every automatic assignment is deleted"], "Rotate salt")
+    confirm(
+        page,
+        [KEY, "users who already have a variant keep it", "every automatic assignment is deleted"],
+        "Rotate salt",
+    )
     trail = page.get_by_role("table", name="Audit entries")
     expect(trail.locator("tbody tr").first).to_contain_text("rotate_salt")
     expect(trail.locator("tbody tr").first).to_contain_text("reassign: true")
@@ -169,13 +183,6 @@ def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]
     expect(page.get_by_role("button", name="End")).to_have_count(0)
     expect(trail.locator("tbody tr").first).to_contain_text("end_experiment")
     assert problems.items == []
-
-
-def page_path(name: str) -> Any:
-    from tests.browser.conftest import SCREENSHOTS
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    return SCREENSHOTS / f"{name}.png"
 
 
 def put_person(site: E2EStack, email: str) -> str:
@@ -192,7 +199,11 @@ def charts_and_results(page: Page, site: E2EStack, seen: dict[str, Counter[str]]
         expect(plot.locator(".main-svg").first).to_be_visible()
         traces = plot.evaluate("(el) => el.data.map((t) => [t.name, t.y[t.y.length - 1]])")
         assert dict(traces) == {"control": counts["control"], "treatment": counts["treatment"]}
-    rates = dict(page.locator("#chart-engagement").evaluate("(el) => el.data.map((t) => [t.name, t.y[t.y.length - 1]])"))
+    rates = dict(
+        page.locator("#chart-engagement").evaluate(
+            "(el) => el.data.map((t) => [t.name, t.y[t.y.length - 1]])"
+        )
+    )
     for variant in ("control", "treatment"):
         assert rates[variant] == pytest.approx(seen["engaged"][variant] / seen["impressions"][variant])
 
@@ -200,9 +211,13 @@ def charts_and_results(page: Page, site: E2EStack, seen: dict[str, Counter[str]]
     table = page.get_by_role("table", name="Results")
     expect(table).to_be_visible()
     for comparison in answer["comparisons"]:
-        row = table.locator(f"tr[data-metric='{comparison['metric']}'][data-variant='{comparison['variant']}']")
+        row = table.locator(
+            f"tr[data-metric='{comparison['metric']}'][data-variant='{comparison['variant']}']"
+        )
         expect(row).to_contain_text(signed(comparison["lift"]))
-        expect(row).to_contain_text(f"{signed(comparison['lift_ci_low'])}, {signed(comparison['lift_ci_high'])}")
+        expect(row).to_contain_text(
+            f"{signed(comparison['lift_ci_low'])}, {signed(comparison['lift_ci_high'])}"
+        )
         expect(row.locator("svg.ci")).to_be_visible()
         if comparison["p_value"] is not None and comparison["p_value"] >= 0.0001:
             expect(row).to_contain_text(f"{comparison['p_value']:.4f}")
@@ -222,10 +237,16 @@ def signed(value: float | None) -> str:
     return "—" if value is None else f"{'+' if value > 0 else ''}{value * 100:.1f}%"
 
 
-def test_function_error_shows_next_to_its_cause(browser: Browser, site: E2EStack, people: dict[str, Person]) -> None:
+def test_function_error_shows_next_to_its_cause(
+    browser: Browser, site: E2EStack, people: dict[str, Person]
+) -> None:
     key = f"browser-locked-{uuid.uuid4().hex[:6]}"
     admin = people["admin"].user_id
-    service(site, "admin-create-experiment", {"key": key, "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}], "admin_id": admin})
+    service(
+        site,
+        "admin-create-experiment",
+        {"key": key, "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}], "admin_id": admin},
+    )
     page, _ = open_page(browser, site)
     sign_in(page, people["admin"])
     page.goto(f"/dashboard/#/experiments/{key}/edit")
@@ -237,10 +258,13 @@ def test_function_error_shows_next_to_its_cause(browser: Browser, site: E2EStack
     expect(alert).to_contain_text("Saving failed")
     expect(alert).to_contain_text(f"variants of experiment '{key}' cannot change: it is active")
     expect(alert).to_contain_text("Variants are editable only while draft")
+    expect(alert).to_be_in_viewport()
     shot(page, "06-function-error")
 
 
-def test_viewer_sees_no_write_controls_and_is_refused(browser: Browser, site: E2EStack, people: dict[str, Person]) -> None:
+def test_viewer_sees_no_write_controls_and_is_refused(
+    browser: Browser, site: E2EStack, people: dict[str, Person]
+) -> None:
     page, problems = open_page(browser, site)
     sign_in(page, people["viewer"])
     expect(page.get_by_test_id("role")).to_have_text("viewer")
@@ -249,6 +273,8 @@ def test_viewer_sees_no_write_controls_and_is_refused(browser: Browser, site: E2
     page.goto("/dashboard/#/experiments/swipe-blend")
     expect(page.get_by_role("heading", level=1)).to_contain_text("swipe-blend")
     expect(page.get_by_role("table", name="Variants and assignments")).to_be_visible()
+    expect(page.locator("#chart-users .main-svg").first).to_be_visible()
+    expect(page.get_by_role("table", name="Results")).to_be_visible()
     for name in ("Edit", "Activate", "End", "Rotate salt"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
@@ -285,10 +311,24 @@ def test_no_secret_reaches_the_browser(browser: Browser, site: E2EStack, people:
     secrets = [site.keys.secret, site.keys.jwt_secret, site.keys.service_role_jwt, "sb_secret_"]
     index = httpx.get(f"{site.url}/dashboard/")
     policy = index.headers["content-security-policy"]
-    assert "script-src 'self';" in policy and "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy
+    assert (
+        "script-src 'self';" in policy and "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy
+    )
     files = ["", "app.css", "config.json", *re.findall(r'src="([^"]+)"', index.text)]
-    files += [f"js/{name}" for name in ("main.js", "api.js", "ui.js", "experiments.js", "experiment.js",
-                                         "charts.js", "results.js", "users.js", "audit.js")]
+    files += [
+        f"js/{name}"
+        for name in (
+            "main.js",
+            "api.js",
+            "ui.js",
+            "experiments.js",
+            "experiment.js",
+            "charts.js",
+            "results.js",
+            "users.js",
+            "audit.js",
+        )
+    ]
     for name in files:
         body = httpx.get(f"{site.url}/dashboard/{name}").text
         assert not any(secret in body for secret in secrets), name
@@ -297,7 +337,9 @@ def test_no_secret_reaches_the_browser(browser: Browser, site: E2EStack, people:
 
     page, _ = open_page(browser, site)
     sign_in(page, people["admin"])
-    storage = page.evaluate("() => JSON.stringify({ session: { ...sessionStorage }, local: { ...localStorage } })")
+    storage = page.evaluate(
+        "() => JSON.stringify({ session: { ...sessionStorage }, local: { ...localStorage } })"
+    )
     stored = json.loads(storage)
     assert stored["local"] == {}
     assert set(stored["session"]) == {"recsys-exp.session"}

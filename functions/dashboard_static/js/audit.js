@@ -68,8 +68,22 @@ function describe(details) {
       parts.push(h("div", {}, h("strong", {}, k), ": ", before ? `${short(b)} → ` : "", short(a)));
     }
   }
-  for (const [k, v] of Object.entries(rest)) parts.push(h("div", {}, h("strong", {}, k), ": ", short(v)));
+  for (const [k, v] of Object.entries(rest)) {
+    if (k === "changes" && v && typeof v === "object") {
+      for (const [field, change] of Object.entries(v)) parts.push(line(field, change));
+    } else {
+      parts.push(line(k, v));
+    }
+  }
   return parts;
+}
+
+// "field: value", or "field: before → after" for a {before, after} pair.
+function line(field, value) {
+  if (value && typeof value === "object" && !Array.isArray(value) && ("before" in value || "after" in value)) {
+    return h("div", {}, h("strong", {}, field), ": ", `${short(value.before)} → ${short(value.after)}`);
+  }
+  return h("div", {}, h("strong", {}, field), ": ", short(value));
 }
 
 function short(value) {

@@ -26,7 +26,7 @@ export async function resultsPanel(section, experiment) {
       h("strong", {}, "Sample ratio mismatch. "),
       `The users per variant do not match the weights (p = ${fmt(data.health.srm_p_value, 4)}): assignment or logging is broken; don't trust these numbers until it is explained.`)
     : null;
-  section.append(
+  replace(section, h("h2", {}, "Results"), slot,
     h("p", { class: "muted" }, `Window ${data.from_day} to ${data.to_day} (UTC days). Unit: the user. Baseline: ${data.baseline}.`),
     srm,
     data.health.analysed_users ? comparisonTable(data) : h("p", { class: "empty" },

@@ -54,6 +54,7 @@ export function showError(slot, error, cause) {
   replace(slot, h("strong", {}, cause ? `${cause} failed: ` : ""), error.message, h("span", { class: "muted" }, code),
     hint ? h("div", { class: "hint" }, hint) : null);
   slot.hidden = false;
+  slot.scrollIntoView({ block: "nearest" });
 }
 
 export function clearError(slot) {
