@@ -40,12 +40,14 @@ export async function usersPage(view, userId) {
 async function userDetail(section, userId) {
   const slot = errorSlot("User error");
   replace(section, loading());
-  const [assignments, experiments] = await Promise.all([
+  const [assignments, experiments, found] = await Promise.all([
     attempt(slot, "Loading the user's experiments", () => call("admin-user-assignments", { user_id: userId })),
     canWrite() ? attempt(slot, "Loading experiments", () => call("admin-list-experiments", {})) : Promise.resolve([]),
+    UUID.test(userId) ? call("admin-search-users", { query: userId, max_rows: 1 }).catch(() => []) : Promise.resolve([]),
   ]);
   const reload = () => userDetail(section, userId);
-  replace(section, h("h2", {}, "User ", h("code", {}, userId)), slot);
+  const email = found?.[0]?.email;
+  replace(section, h("h2", {}, "User ", h("code", {}, userId), email ? h("span", { class: "muted" }, ` ${email}`) : null), slot);
   if (!assignments) return;
   const head = ["Experiment", "Status", "Variant", "Mode", "Pinned by", "Assigned", "Rule would give"];
   if (canWrite()) head.push("Actions");
