@@ -56,7 +56,9 @@ export async function drawCharts(section, experiment) {
     });
     Plotly.newPlot(holders[i].querySelector(".plot"), traces, {
       margin: { l: 50, r: 10, t: 10, b: 40 }, height: 220, legend: { orientation: "h", y: -0.25 },
-      yaxis: { tickformat: format, rangemode: "tozero" }, xaxis: { type: "category" },
+      yaxis: { tickformat: format, rangemode: "tozero" },
+      // One tick per day for short series, plotly's own spacing for long ones.
+      xaxis: { type: "date", tickformat: "%b %d", ...(days.length <= 10 ? { dtick: 86400000 } : {}) },
     }, { displayModeBar: false, responsive: true });
   });
 }
