@@ -345,3 +345,24 @@ def test_no_secret_reaches_the_browser(browser: Browser, site: E2EStack, people:
     assert set(stored["session"]) == {"recsys-exp.session"}
     assert not any(secret in storage for secret in secrets)
     assert page.context.cookies() == []
+
+
+def test_sign_in_refusals_are_shown(browser: Browser, site: E2EStack) -> None:
+    page, _ = open_page(browser, site)
+    outsider = put_person(site, f"outsider-{uuid.uuid4().hex[:6]}@browser.test")
+    assert outsider
+    form = page.get_by_role("form", name="Sign in")
+    page.goto("/dashboard/")
+    page.get_by_label("E-mail").fill("viewer@browser.test")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(form.get_by_role("alert")).to_contain_text("Sign in failed")
+    expect(form.get_by_role("alert")).to_contain_text("Invalid login credentials")
+
+    email = site.sql("select email from auth.users where id = %s", [outsider])[0][0]
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(form.get_by_role("alert")).to_contain_text("not an admin")
+    expect(page.get_by_test_id("role")).to_have_count(0)
+    assert page.evaluate("() => sessionStorage.length") == 0

@@ -82,7 +82,9 @@ export async function signIn(email, password) {
     fresh.user = { id: who.user_id ?? fresh.user.id, email: who.email ?? fresh.user.email };
     store(fresh);
   } catch (error) {
+    // Signed in, but not an admin (or the functions are down): end that session too.
     store(null);
+    await auth("logout", { token: fresh.access_token }).catch(() => {});
     throw error;
   }
   return fresh;
