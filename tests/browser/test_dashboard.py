@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from psycopg.types.json import Jsonb
 
 from devstack import auth_users
-from tests.browser.conftest import PASSWORD, SCREENSHOTS, Person, open_page, shot, sign_in
+from tests.browser.conftest import GRANTOR, PASSWORD, SCREENSHOTS, Person, open_page, shot, sign_in
 from tests.e2e.conftest import E2EStack
 from tests.stack.conftest import key_headers
 
@@ -366,3 +366,55 @@ def test_sign_in_refusals_are_shown(browser: Browser, site: E2EStack) -> None:
     expect(form.get_by_role("alert")).to_contain_text("not an admin")
     expect(page.get_by_test_id("role")).to_have_count(0)
     assert page.evaluate("() => sessionStorage.length") == 0
+
+
+def test_session_refreshes_and_a_dead_session_asks_to_sign_in_again(
+    browser: Browser, site: E2EStack, people: dict[str, Person]
+) -> None:
+    page, problems = open_page(browser, site)
+    sign_in(page, people["viewer"])
+    slot = "'recsys-exp.session'"
+    stored = f"JSON.parse(sessionStorage.getItem({slot}))"
+    change = f"(patch) => sessionStorage.setItem({slot}, JSON.stringify({{...{stored}, ...patch}}))"
+    first = page.evaluate(f"() => {stored}")
+    # As if the access token were about to expire: the next call refreshes it first.
+    page.evaluate(change, {"expires_at": 0})
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("table", name="Audit entries")).to_be_visible()
+    renewed = page.evaluate(f"() => {stored}")
+    assert renewed["access_token"] != first["access_token"]
+    assert renewed["refresh_token"] != first["refresh_token"]
+    assert renewed["role"] == "viewer" and renewed["expires_at"] > 0
+
+    # A token the functions no longer accept (its signature broken): back to the
+    # sign-in form, with the reason.
+    header, payload, _ = renewed["access_token"].split(".")
+    page.evaluate(change, {"access_token": f"{header}.{payload}.{'A' * 86}"})
+    page.get_by_role("link", name="Experiments", exact=True).click()
+    expect(page.get_by_role("form", name="Sign in")).to_contain_text("Your session ended")
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert problems.items == []
+
+
+def test_long_experiment_lists_page_and_filter(
+    browser: Browser, site: E2EStack, people: dict[str, Person]
+) -> None:
+    batch = uuid.uuid4().hex[:6]
+    for n in range(23):
+        service(
+            site,
+            "admin-create-experiment",
+            {"key": f"paged-{batch}-{n:02d}", "variants": [{"name": "a", "weight": 1}], "admin_id": GRANTOR},
+        )
+    page, _ = open_page(browser, site)
+    sign_in(page, people["viewer"])
+    page.get_by_label("Search").fill(f"paged-{batch}")
+    page.get_by_role("button", name="Filter").click()
+    table = page.get_by_role("table", name="Experiments")
+    expect(table.locator("tbody tr")).to_have_count(20)
+    expect(page.get_by_text("1\N{EN DASH}20 of 23")).to_be_visible()
+    page.get_by_role("button", name="Next").click()
+    expect(table.locator("tbody tr")).to_have_count(3)
+    expect(page.get_by_text("21\N{EN DASH}23 of 23")).to_be_visible()
+    page.get_by_label("Status").select_option("active")
+    expect(table).to_contain_text("No experiment matches this filter")
