@@ -80,6 +80,7 @@ def test_admin_story(browser: Browser, site: E2EStack, people: dict[str, Person]
     page, problems = open_page(browser, site)
     page.goto("/dashboard/")
     expect(page.get_by_role("form", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Pages")).to_be_hidden()
     shot(page, "00-sign-in")
     sign_in(page, people["admin"])
     expect(page.get_by_test_id("person")).to_have_text(people["admin"].email)
