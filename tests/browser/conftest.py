@@ -109,5 +109,8 @@ def sign_in(page: Page, person: Person) -> None:
 
 
 def shot(page: Page, name: str) -> None:
+    """Save the page as a person sees it at 1280x800; it must fit without scrolling sideways."""
+    wide, seen = page.evaluate("() => [document.body.scrollWidth, document.documentElement.clientWidth]")
+    assert wide <= seen, f"{name}: the page scrolls sideways ({wide} > {seen} px)"
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

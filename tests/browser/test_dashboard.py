@@ -419,3 +419,37 @@ def test_long_experiment_lists_page_and_filter(
     expect(page.get_by_text("21\N{EN DASH}23 of 23")).to_be_visible()
     page.get_by_label("Status").select_option("active")
     expect(table).to_contain_text("No experiment matches this filter")
+
+
+def test_sample_ratio_mismatch_is_flagged_above_the_results(
+    browser: Browser, site: E2EStack, people: dict[str, Person]
+) -> None:
+    key = f"browser-srm-{uuid.uuid4().hex[:6]}"
+    admin = people["admin"].user_id
+    variants = [{"name": "on", "weight": 1}, {"name": "off", "weight": 0}]
+    service(site, "admin-create-experiment", {"key": key, "variants": variants, "admin_id": admin})
+    service(site, "admin-activate-experiment", {"key": key, "admin_id": admin})
+    with psycopg.connect(site.db_url) as conn:  # a recommender that tags a variant nobody can get
+        for n in range(6):
+            tag = Jsonb({"experiments": {key: "off" if n % 2 else "on"}})
+            conn.execute(
+                "insert into rec_impressions (user_id, item_id, request_context) values (%s, 'i', %s)",
+                [str(uuid.uuid4()), tag],
+            )
+        conn.commit()
+    answer = service(site, "admin-experiment-results", {"key": key})
+    assert answer["health"]["srm"] is True and answer["warnings"]
+
+    page, _ = open_page(browser, site)
+    sign_in(page, people["viewer"])
+    page.goto(f"/dashboard/#/experiments/{key}")
+    results = page.get_by_role("region", name="Results")
+    banner = results.get_by_role("alert")
+    expect(banner).to_contain_text("Sample ratio mismatch")
+    expect(banner).to_contain_text("don't trust these numbers until it is explained")
+    assert banner.bounding_box()["y"] < results.get_by_role("table", name="Results").bounding_box()["y"]
+    health = page.get_by_role("region", name="Health")
+    expect(health).to_contain_text("mismatch")
+    for warning in answer["warnings"]:
+        expect(health.get_by_role("list", name="Warnings")).to_contain_text(warning)
+    shot(page, "08-srm")
