@@ -35,8 +35,10 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, which async tests after these could not share.
     missing = _missing()
     if missing:
         if os.environ.get("CI"):
