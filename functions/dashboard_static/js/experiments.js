@@ -45,7 +45,9 @@ export async function listPage(view) {
     const users = h("td", { class: "variants" }, variantSummary(e, counts.get(e.key)));
     if (!counts.has(e.key)) {
       counts.set(e.key, null);
-      call("admin-get-experiment", { key: e.key }).then((full) => {
+      // Only the counts are needed here: a one-day window keeps the metrics part small.
+      const today = new Date().toISOString().slice(0, 10);
+      call("admin-get-experiment", { key: e.key, from_day: today, to_day: today }).then((full) => {
         counts.set(e.key, full.assignment_counts);
         replace(users, variantSummary(e, full.assignment_counts));
       }, (error) => replace(users, variantSummary(e), h("span", { class: "error-inline" }, error.message)));
