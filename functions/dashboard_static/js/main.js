@@ -37,7 +37,7 @@ function header() {
       route();
     } }, "Sign out"));
   for (const link of nav.querySelectorAll("a")) {
-    const active = location.hash.startsWith(link.getAttribute("href"));
+    const active = (location.hash || "#/experiments").startsWith(link.getAttribute("href"));
     if (active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
