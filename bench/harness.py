@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from devstack import migrate, platform, postgres
+from devstack import database, migrate, platform, postgres
 
 
 class BenchError(RuntimeError):
@@ -40,16 +40,8 @@ class BenchError(RuntimeError):
 def bench_server() -> Iterator[tuple[postgres.Server, str]]:
     """DATABASE_URL if set, else an embedded Postgres in a temporary
     directory that is deleted afterwards. Yields (server, description)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield postgres.connect_server(url), f"DATABASE_URL ({postgres.redact(url)})"
-        return
-    with tempfile.TemporaryDirectory(prefix="recsys-bench-") as tmp:
-        server = postgres.start_embedded(Path(tmp) / "pgdata", delete_on_stop=True)
-        try:
-            yield server, f"embedded Postgres in {tmp}"
-        finally:
-            server.stop()
+    with database.throwaway_server("recsys-bench-") as found:
+        yield found
 
 
 @contextmanager

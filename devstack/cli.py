@@ -1,32 +1,50 @@
-"""`recsys-exp`: migrate a database, run the local stack, play a demo."""
+"""`recsys-exp`: migrate a database, run the local stack, play a demo.
+
+This module only parses arguments. Each command is a `run(args) -> int`
+function in its own module, named as "module:function" and imported when
+the command runs; adding a command is one `add_parser` block here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
-from devstack import migrate as migrator
-from devstack import postgres
-from devstack.platform import Regime
-
+LOCAL_URL = "http://127.0.0.1:54321"
 DEFAULT_DATA_DIR = Path(".devdata")
+REGIMES = ("none", "legacy")  # devstack.platform.Regime's values
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.run(args))
-    except (postgres.DatabaseError, migrator.MigrationError) as exc:
+        from devstack import migrate, postgres
+    except ModuleNotFoundError as exc:  # `pip install .` is the functions only
+        print(f"recsys-exp: {exc.name} is missing; install the dev extra: pip install '.[dev]'")
+        return 1
+    try:
+        return int(command(args.run)(args))
+    except (postgres.DatabaseError, migrate.MigrationError) as exc:
         print(f"recsys-exp: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
+def command(target: str) -> Callable[[argparse.Namespace], int]:
+    """ "devstack.demo:run" → that function."""
+    module, _, name = target.partition(":")
+    return cast(Callable[[argparse.Namespace], int], getattr(importlib.import_module(module), name))
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recsys-exp", description=__doc__)
+    p = argparse.ArgumentParser(prog="recsys-exp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(required=True, metavar="command")
 
     m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
@@ -34,30 +52,59 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", action="store_true", help="run supabase/seed.sql on a fresh database")
     m.add_argument(
         "--regime",
-        choices=[r.value for r in Regime],
-        default=Regime.NONE.value,
+        choices=REGIMES,
+        default="none",
         help="default privileges to emulate on plain Postgres (default: none, as Supabase today)",
     )
-    m.set_defaults(run=run_migrate)
+    m.set_defaults(run="devstack.migrate:run")
 
-    d = sub.add_parser("dev", help="run the local stack: Postgres + /rest/v1/rpc + /functions/v1")
+    d = sub.add_parser("dev", help="run the local stack: Postgres + /rest/v1 + /functions/v1")
     add_database_args(d)
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=54321)
-    d.set_defaults(run=run_dev)
+    d.set_defaults(run="devstack.server:run")
 
-    demo = sub.add_parser("demo", help="play recommender traffic with a known effect and print the result")
-    add_database_args(demo)
+    demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")
+    add_api_args(demo)
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--days", type=int, default=7)
     demo.add_argument("--seed", type=int, default=7, help="random seed")
-    demo.set_defaults(run=run_demo)
+    demo.add_argument(
+        "--keep-active", action="store_true", help="leave the demo experiment active afterwards"
+    )
+    demo.set_defaults(run="devstack.demo:run")
+
+    admin = sub.add_parser("admin", help="who may use the admin functions signed in (rec_admins)")
+    actions = admin.add_subparsers(required=True, metavar="action")
+    grant = admin_action(actions, "grant", "give an existing Supabase Auth user a role")
+    grant.add_argument("email")
+    grant.add_argument("--role", choices=["viewer", "admin"], default="admin")
+    revoke = admin_action(actions, "revoke", "remove a user's access")
+    revoke.add_argument("email")
+    admin_action(actions, "list", "everyone with access, and their role")
+    add = admin_action(actions, "add", "local stack: create (or re-password) an auth user, then grant")
+    add.add_argument("email")
+    add.add_argument("--password", required=True)
+    add.add_argument("--role", choices=["viewer", "admin"], default="admin")
+    return p
+
+
+def admin_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+) -> argparse.ArgumentParser:
+    """`recsys-exp admin NAME`, run by devstack.admins.run_NAME."""
+    p = actions.add_parser(name, help=help)
+    add_database_args(p, from_env=True)
+    # the audit row's actor; default the all-zero id, "a terminal with database access"
+    p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    p.set_defaults(run=f"devstack.admins:run_{name}")
     return p
 
 
 def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> None:
+    """--database-url / --data-dir: which Postgres (see devstack.database)."""
     # Only `migrate` reads $DATABASE_URL: a stray one in a shell must not turn
-    # `dev`/`demo` (which install roles and write data) onto another database.
+    # `dev` (which installs roles and writes data) onto another database.
     if from_env:
         p.add_argument(
             "--database-url",
@@ -74,36 +121,15 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
     )
 
 
-def open_server(args: argparse.Namespace) -> postgres.Server:
-    if args.database_url:
-        return postgres.connect_server(args.database_url)
-    return postgres.start_embedded(args.data_dir / "postgres")
-
-
-def run_migrate(args: argparse.Namespace) -> int:
-    server = open_server(args)
-    try:
-        applied = migrator.migrate(server.url, regime=Regime(args.regime), seed=args.seed)
-        where = postgres.redact(server.url)
-        if applied:
-            print(f"applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
-        else:
-            print(f"{where} is up to date ({len(migrator.discover())} migrations)")
-    finally:
-        server.stop()
-    return 0
-
-
-def run_dev(args: argparse.Namespace) -> int:
-    from devstack import server
-
-    return server.run(args)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from devstack import demo
-
-    return demo.run(args)
+def add_api_args(p: argparse.ArgumentParser) -> None:
+    """--url / --key: a running stack (or Supabase project) reached over HTTP.
+    No environment default for the URL: a stray $SUPABASE_URL must not send
+    demo traffic to a real project."""
+    p.add_argument("--url", default=LOCAL_URL, help=f"the API URL (default: {LOCAL_URL}, the local stack)")
+    p.add_argument(
+        "--key",
+        help="a secret key (default: the local stack's, $RECSYS_SECRET_KEY if set, as `dev` uses)",
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ second run applies only new files. Each file and its record commit together."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from devstack import platform
+from devstack import database, platform, postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "supabase" / "migrations"
@@ -119,3 +120,15 @@ def run_as(conn: psycopg.Connection, role: str | None, text: str) -> None:
     conn.execute(text.encode())
     if role:
         conn.execute("reset role")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`recsys-exp migrate`."""
+    with database.opened(args.database_url, args.data_dir) as server:
+        applied = migrate(server.url, regime=platform.Regime(args.regime), seed=args.seed)
+        where = postgres.redact(server.url)
+        if applied:
+            print(f"applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
+        else:
+            print(f"{where} is up to date ({len(discover())} migrations)")
+    return 0

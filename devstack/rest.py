@@ -1,5 +1,6 @@
-"""A small PostgREST-compatible RPC endpoint: the part of Supabase's Data API
-that the admin functions and a recommender use, for the local stack.
+"""A small PostgREST-compatible `/rest/v1`: the part of Supabase's Data API
+that the admin functions and a recommender use (RPCs, and inserts into
+tables: devstack/rest_tables.py), for the local stack.
 
 What it implements, following PostgREST's documented behaviour:
 
@@ -25,7 +26,10 @@ What it implements, following PostgREST's documented behaviour:
   back to the URL's own user, with a warning, only where authenticator
   cannot log in (e.g. a server that wants a password it does not have).
 
-Not implemented: tables and views (`/rest/v1/<table>`), filters, `select`
+- `POST /rest/v1/<table>`: inserts, as PostgREST does them
+  (devstack/rest_tables.py).
+
+Not implemented: reading, updating or deleting through `/rest/v1/<table>`, filters, `select`
 and ordering on RPC results, `Prefer` (count, tx, params), `Accept`
 variants (single object, CSV), `Accept-Profile` schemas other than public,
 `RAISE SQLSTATE 'PGRST'` responses, non-JSON bodies, the OpenAPI root.
@@ -52,7 +56,9 @@ from starlette.routing import Route
 from devstack.keys import LocalKeys
 from devstack.rest_auth import Caller, authenticate
 from devstack.rest_catalog import Call, Catalog
-from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database
+from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database, json_response
+from devstack.rest_tables import Tables, preferences
+from shared import http
 
 log = logging.getLogger("devstack.rest")
 
@@ -94,12 +100,14 @@ class RestApi:
         self.acquire_timeout = acquire_timeout
         self.max_body_bytes = max_body_bytes
         self.catalog = Catalog()
+        self.tables = Tables()
         self.login_role: str | None = None  # who the pool logs in as, once started
         self._conninfo = ""
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.app = Starlette(
             routes=[
                 Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
+                Route("/rest/v1/{table}", self._table, methods=_METHODS),
                 Route("/rest/v1/{path:path}", self._elsewhere, methods=_METHODS),
             ],
             middleware=[
@@ -153,6 +161,45 @@ class RestApi:
                 500, "PGRSTX00", "Internal error in the local RPC endpoint; its log has the details."
             ).response()
 
+    async def _table(self, request: Request) -> Response:
+        try:
+            return await self._insert(request)
+        except RestError as exc:
+            return exc.response()
+        except Exception:
+            log.exception("insert into %s failed", request.path_params.get("table"))
+            return RestError(
+                500, "PGRSTX00", "Internal error in the local REST endpoint; its log has the details."
+            ).response()
+
+    async def _insert(self, request: Request) -> Response:
+        """`POST /rest/v1/<table>`: see devstack/rest_tables.py."""
+        if request.method == "OPTIONS":
+            return Response(status_code=200, headers={"Allow": "OPTIONS,POST"})
+        if request.method != "POST":
+            raise RestError(
+                405,
+                "PGRST117",
+                f"Unsupported HTTP method: {request.method}",
+                hint="The local stack serves inserts (POST) on tables; read them through RPCs.",
+            )
+        caller = authenticate(request.headers, self.keys)
+        text = await self._read_body(request)
+        prefer = preferences(request.headers.get("prefer", ""))
+        table = request.path_params["table"]
+        inserted: list[Any] = []
+        async with self._connection(caller) as conn:
+            inserts = await self.tables.inserts(conn, table, text, prefer)
+            async with conn.transaction():
+                await conn.execute(_LOCALS_SQL, _locals(request, caller, "/" + table))
+                for insert in inserts:
+                    row = await (await conn.execute(insert.query(), [insert.rows_json])).fetchone()
+                    if row and row[0]:
+                        inserted += json.loads(row[0])
+        if "return=representation" not in prefer:
+            return Response(status_code=201)
+        return json_response(inserted, 201)
+
     async def _call(self, request: Request) -> Response:
         method = request.method
         if method == "OPTIONS":
@@ -165,7 +212,10 @@ class RestApi:
         async with self._connection(caller) as conn:
             call = await self.catalog.resolve(conn, request.path_params["fn"], keys, post)
             async with conn.transaction():
-                await conn.execute(_LOCALS_SQL if post else _READ_ONLY_SQL, _locals(request, caller))
+                await conn.execute(
+                    _LOCALS_SQL if post else _READ_ONLY_SQL,
+                    _locals(request, caller, "/rpc/" + request.path_params["fn"]),
+                )
                 cursor = await conn.execute(
                     call.query(text_args=not post), [args_json] if call.arg_names or call.whole_body else []
                 )
@@ -212,15 +262,8 @@ class RestApi:
         return text, frozenset(value) if isinstance(value, dict) else None
 
     async def _read_body(self, request: Request) -> str:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large()
-        data = bytearray()
         try:
-            async for chunk in request.stream():
-                data += chunk
-                if len(data) > self.max_body_bytes:
-                    raise self._too_large()
+            data = await http.read_body(request, self.max_body_bytes, self._too_large, self._bad_length)
         except ClientDisconnect:
             raise RestError(400, "PGRST102", "The request body was cut short") from None
         try:
@@ -228,12 +271,16 @@ class RestApi:
         except UnicodeDecodeError:
             raise RestError(400, "PGRST102", "The request body is not valid UTF-8") from None
 
-    def _too_large(self) -> GatewayError:
+    @staticmethod
+    def _bad_length() -> RestError:
+        return RestError(400, "PGRST102", "Content-Length is not a number")
+
+    def _too_large(self, limit: int) -> GatewayError:
         return GatewayError(
             413,
             None,
             "Payload Too Large",
-            hint=f"The local stack accepts request bodies up to {self.max_body_bytes} bytes.",
+            hint=f"The local stack accepts request bodies up to {limit} bytes.",
         )
 
     async def _elsewhere(self, request: Request) -> Response:
@@ -241,8 +288,7 @@ class RestApi:
             404,
             "PGRST125",
             "Invalid path specified in request URL",
-            hint="The local stack serves only /rest/v1/rpc/<function>; tables and "
-            "views are reached through RPCs here.",
+            hint="The local stack serves /rest/v1/rpc/<function> and inserts (POST) into /rest/v1/<table>.",
         ).response()
 
 
@@ -252,14 +298,14 @@ def _query_args(request: Request) -> tuple[str, frozenset[str]]:
     return json.dumps(args), frozenset(args)
 
 
-def _locals(request: Request, caller: Caller) -> list[str]:
+def _locals(request: Request, caller: Caller, path: str) -> list[str]:
     headers = dict(request.headers.items())
     return [
         SEARCH_PATH,
         caller.role,
         caller.claims_json(),
         request.method,
-        "/rpc/" + request.path_params["fn"],
+        path,
         json.dumps(headers),
         json.dumps(request.cookies),
     ]

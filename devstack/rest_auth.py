@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +26,11 @@ import jwt
 
 from devstack.keys import LocalKeys
 from devstack.rest_errors import GatewayError, RestError
+from shared.auth import bearer_token, is_jwt
 
 API_ROLES = frozenset({"anon", "authenticated", "service_role"})
 ANON = "anon"
 CLOCK_SKEW_SECONDS = 30  # PostgREST tolerates this much on exp/nbf/iat
-
-_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -51,27 +49,18 @@ class Caller:
 
 def authenticate(headers: Mapping[str, str], keys: LocalKeys) -> Caller:
     apikey = headers.get("apikey", "").strip()
-    bearer = _bearer(headers.get("authorization", ""))
+    bearer = bearer_token(headers.get("authorization", ""))
     if not apikey and not bearer:
         raise GatewayError(
             401, None, "No API key found in request", hint="No `apikey` request header was found."
         )
-    if bearer and _looks_like_jwt(bearer):
+    if bearer and is_jwt(bearer):
         if apikey:
             _from_key(apikey, keys)  # still has to be one of this project's keys
         return _from_jwt(bearer, keys)
     if apikey and bearer and not hmac.compare_digest(apikey.encode(), bearer.encode()):
         raise _invalid_key()
     return _from_key(apikey or bearer, keys)
-
-
-def _bearer(authorization: str) -> str:
-    scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _looks_like_jwt(value: str) -> bool:
-    return _JWT_SHAPE.fullmatch(value) is not None
 
 
 def _from_key(key: str, keys: LocalKeys) -> Caller:
@@ -82,7 +71,7 @@ def _from_key(key: str, keys: LocalKeys) -> Caller:
         return Caller("service_role", {"role": "service_role"})
     if is_publishable:
         return Caller(ANON, {"role": ANON})
-    if _looks_like_jwt(key):
+    if is_jwt(key):
         return _from_jwt(key, keys)
     raise _invalid_key()
 
@@ -106,9 +95,27 @@ def _from_jwt(token: str, keys: LocalKeys) -> Caller:
     except jwt.PyJWTError as exc:
         raise _jwt_error(exc) from None
     role = claims.get("role", ANON)
+    if not isinstance(role, str):
+        # PostgREST: a claim of the wrong type is a claims check that failed.
+        message = f"JWT claim 'role' must be a string, not {_json_type(role)}"
+        header = f'Bearer error="invalid_token", error_description="{message}"'
+        raise RestError(401, "PGRST303", message, headers={"WWW-Authenticate": header})
     if role not in API_ROLES:
         raise RestError(403, "42501", f'permission denied to set role "{role}"')
     return Caller(str(role), claims)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded claim's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def _jwt_error(exc: jwt.PyJWTError) -> RestError:

@@ -9,12 +9,13 @@ and for `40*`, and 400 for anything unlisted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from starlette.responses import Response
+
+from shared import http
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -92,8 +93,9 @@ class GatewayError(RestError):
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(text, status, dict(headers or {}), media_type=JSON_TYPE)
+    """shared.http's JSON response as PostgREST sends it: charset, no CORS
+    headers (the local stack's CORS middleware adds them)."""
+    return http.json_response(body, status, headers, cors=False, media_type=JSON_TYPE)
 
 
 def http_status(sqlstate: str, message: str, authenticated: bool) -> int:

@@ -4,6 +4,8 @@ project's API URL:
     /rest/v1/rpc/<fn>       the PostgREST-compatible RPC endpoint (devstack.rest)
     /functions/v1/<name>    the admin functions (functions.app), whose own
                             supabase client calls back into /rest/v1 here
+    /auth/v1/...            the Supabase Auth stand-in (devstack.auth): sign-in,
+                            refresh, user, logout, and the JWKS the functions verify with
     /dashboard/             the admin dashboard (served by functions.app too)
     /                       an index of these URLs;  /health  database check
 
@@ -36,9 +38,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
+from devstack import admins, migrate, postgres
 from devstack import keys as local_keys
-from devstack import migrate, postgres
-from devstack.cli import open_server
+from devstack.auth import AuthApi
+from devstack.auth_keys import SigningKey
+from devstack.database import open_database
 from devstack.rest import RestApi
 from devstack.rest_errors import json_response
 from functions.app import create_app as create_functions_app
@@ -57,6 +61,7 @@ def build_app(
     loopback: bool = False,
     pool_size: int = 10,
     acquire_timeout: float = 5.0,
+    signing_key: SigningKey | None = None,
 ) -> Starlette:
     """The local stack as one ASGI app.
 
@@ -64,10 +69,12 @@ def build_app(
     functions' supabase client is pointed there with the secret key. With
     `loopback=True` that client instead calls this same app in-process
     (httpx.ASGITransport), for tests that need no socket. The RestApi is
-    at `app.state.rest`.
+    at `app.state.rest`, the Auth stand-in at `app.state.auth`; without a
+    `signing_key` a new one is made for this app.
     """
     public_url = public_url.rstrip("/")
     rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
+    auth = AuthApi(database_url, keys, public_url, signing_key or SigningKey.generate())
     app: Starlette | None = None
 
     def this_app() -> ASGIApp:
@@ -104,12 +111,14 @@ def build_app(
             Route("/health", health),
             Route("/rest/v1/{path:path}", rest.app),
             Route("/functions/v1/{path:path}", functions),
+            Route("/auth/v1/{path:path}", auth.app),
             Route("/dashboard{path:path}", functions),
         ],
         exception_handlers={404: not_found},
         lifespan=lifespan,
     )
     app.state.rest = rest
+    app.state.auth = auth
     return app
 
 
@@ -122,6 +131,7 @@ def _functions_app(
         service_role_key=keys.service_role_jwt,
         publishable_keys=(keys.publishable,),
         anon_key=keys.anon_jwt,
+        jwt_secret=keys.jwt_secret,
     )
     if loopback is None:
         return create_functions_app(settings)
@@ -129,7 +139,7 @@ def _functions_app(
     async def in_process_client(s: Settings) -> AsyncClient:
         return await create_client(s, transport=httpx.ASGITransport(app=loopback()))
 
-    return create_functions_app(settings, in_process_client)
+    return create_functions_app(settings, in_process_client, lambda: httpx.ASGITransport(app=loopback()))
 
 
 def _index(base: str) -> dict[str, Any]:
@@ -139,6 +149,7 @@ def _index(base: str) -> dict[str, Any]:
         "rpc": f"{base}/rest/v1/rpc/<function>",
         "functions": {name: f"{base}/functions/v1/{name}" for name in FUNCTIONS},
         "functions_openapi": f"{base}/functions/v1/openapi.json",
+        "auth": f"{base}/auth/v1 (token, user, logout, .well-known/jwks.json)",
         "dashboard": f"{base}/dashboard/",
         "health": f"{base}/health",
     }
@@ -153,12 +164,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"recsys-exp: {exc}", file=sys.stderr)
         return 1
     with sock, _signals_unwind():
-        server = open_server(args)
+        server = open_database(args.database_url, args.data_dir)
         try:
             public_url = base_url(args.host, sock.getsockname()[1])
             applied = migrate.migrate(server.url, seed=True)
-            print(banner(public_url, server, keys, applied, args), flush=True)
-            started = serve(build_app(server.url, keys, public_url), sock)
+            signing_key = SigningKey.load_or_create(args.data_dir)
+            demo_admin = admins.ensure_demo_admin(server.url, args.data_dir)
+            print(banner(public_url, server, keys, applied, args, demo_admin), flush=True)
+            started = serve(build_app(server.url, keys, public_url, signing_key=signing_key), sock)
         finally:
             _stop_database(server)
     print("recsys-exp dev: stopped", flush=True)
@@ -198,6 +211,7 @@ def banner(
     keys: local_keys.LocalKeys,
     applied: list[str],
     args: argparse.Namespace,
+    demo_admin: tuple[str, str | None] | None = None,
 ) -> str:
     migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
     stop = "the server"
@@ -219,10 +233,24 @@ def banner(
             f"  JWT secret        {keys.jwt_secret}",
             f"  anon key          {keys.anon_jwt}",
             f"  service_role key  {keys.service_role_jwt}",
+            *_sign_in_lines(url, demo_admin),
             "",
             f"Ctrl-C stops {stop}.",
         ]
     )
+
+
+def _sign_in_lines(url: str, demo_admin: tuple[str, str | None] | None) -> list[str]:
+    if demo_admin is None:
+        return []
+    email, password = demo_admin
+    shown = password or "(set earlier; change it: recsys-exp admin add EMAIL --password ...)"
+    return [
+        "",
+        f"  Auth              {url}/auth/v1 (tokens signed ES256; HS256 with the JWT secret accepted)",
+        f"  Sign in as        {email}",
+        f"  Password          {shown}",
+    ]
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> bool:

@@ -19,7 +19,7 @@ from functions import dashboard
 from functions.openapi import openapi_document
 from functions.registry import FUNCTIONS
 from functions.runner import refuse_caller, run
-from shared.client import ClientFactory, Runtime
+from shared.client import ClientFactory, Runtime, TransportFactory
 from shared.config import ConfigError, Settings
 from shared.errors import ApiError, internal_error
 from shared.http import (
@@ -35,9 +35,13 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _UNKNOWN = ApiError(404, "not_found", "No such function; GET /functions/v1/openapi.json lists them.")
 
 
-def create_app(settings: Settings | None = None, client_factory: ClientFactory | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    client_factory: ClientFactory | None = None,
+    auth_transport: TransportFactory | None = None,
+) -> Starlette:
     """The functions app. ``settings=None`` reads the env at startup / first request."""
-    runtime = Runtime(settings, client_factory)
+    runtime = Runtime(settings, client_factory, auth_transport)
     document = openapi_document(FUNCTIONS)
 
     async def function_endpoint(request: Request) -> Response:
@@ -45,7 +49,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
             return preflight_response()
         function = FUNCTIONS.get(request.path_params["name"])
         if function is None or request.method != "POST":
-            refused = refuse_caller(request, runtime)
+            refused = await refuse_caller(request, runtime)
             if refused:
                 return refused
             return error_response(_UNKNOWN) if function is None else method_not_allowed()
@@ -87,7 +91,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     # Router-level misses (paths outside /functions/v1/<name>, odd methods).
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return refuse_caller(request, request.app.state.runtime) or method_not_allowed()
+        return await refuse_caller(request, request.app.state.runtime) or method_not_allowed()
     where = "Functions live at POST /functions/v1/<name>."
     return error_response(ApiError(status, "not_found", where))
 

@@ -2,15 +2,18 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from functions.registry import Function
 
 _ERRORS = {
     "400": "Body is not a JSON object.",
-    "401": "No API key.",
-    "403": "The key is not a secret (service-level) key, or the database refused.",
+    "401": "No API key, or an invalid or expired access token.",
+    "403": (
+        "The key is not a secret (service-level) key, the user is not in rec_admins "
+        "(or is a viewer calling a write, or sent another admin_id), or the database refused."
+    ),
     "404": "Unknown experiment.",
     "409": "Duplicate key, or the experiment is in the wrong state.",
     "413": "Body larger than 64 KiB.",
@@ -62,7 +65,10 @@ def openapi_document(functions: dict[str, Function]) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
-                    "description": "The legacy service-role JWT.",
+                    "description": (
+                        "The legacy service-role JWT, or a Supabase Auth access token of a user "
+                        "in rec_admins (viewer: read functions only; admin_id is the token's user)."
+                    ),
                 },
             },
         },
@@ -70,12 +76,24 @@ def openapi_document(functions: dict[str, Function]) -> dict[str, Any]:
     }
 
 
+def _accepts_empty(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({})
+    except ValidationError:
+        return False
+    return True
+
+
 def _operation(spec: Function, schema: dict[str, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {
         "operationId": spec.name,
         "summary": spec.summary,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        # A body every field of which is optional may be left out (read as {}).
+        "requestBody": {
+            "required": not _accepts_empty(spec.body),
+            "content": {"application/json": {"schema": schema}},
+        },
         "responses": {
             "200": {
                 "description": "The RPC's result under data.",

@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions import get_experiment, rotate_salt
+from functions import get_experiment, rotate_salt, set_user_variant, whoami
 from shared import models
 from shared.client import Runtime, call_rpc
 from shared.models import rpc_args
 from shared.rpcs import rpc
 
-Call = Callable[[Runtime, Any], Awaitable[Any]]
+Call = Callable[..., Awaitable[Any]]  # (runtime, body) or, with_caller, (runtime, body, caller)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Function:
     call: Call
     writes: bool  # changes state (and is audited); a read-only admin may not call it
     summary: str
+    with_caller: bool = False  # `call` also receives the shared.auth.Caller
 
 
 def calls(rpc_name: str) -> Call:
@@ -86,7 +87,7 @@ FUNCTIONS: dict[str, Function] = _registry(
     Function(
         "admin-set-user-variant",
         models.SetUserVariant,
-        calls("rec_set_user_variant"),
+        set_user_variant.call,
         writes=True,
         summary="Pin a user to a variant (a manual override).",
     ),
@@ -131,5 +132,13 @@ FUNCTIONS: dict[str, Function] = _registry(
         calls("rec_audit_entries"),
         writes=False,
         summary="Audit entries, newest first, optionally for one experiment.",
+    ),
+    Function(
+        "admin-whoami",
+        models.WhoAmI,
+        whoami.call,
+        writes=False,
+        summary="Who is calling: the signed-in user's id, e-mail and role (or the service key).",
+        with_caller=True,
     ),
 )

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from functions.registry import Function
-from shared.auth import check_caller
+from shared.auth import VIEWER_READS_ONLY, Caller, authorize
 from shared.client import Runtime
 from shared.config import ConfigError
 from shared.errors import ApiError, internal_error, misconfigured
@@ -25,8 +25,12 @@ log = logging.getLogger("functions")
 async def run(function: Function, request: Request, runtime: Runtime) -> Response:
     try:
         settings = runtime.settings
-        check_caller(request.headers, settings)
-        body = await read_model(request, function.body, settings.max_body_bytes)
+        caller = await check(request, runtime)
+        if function.writes and not caller.may_write:
+            raise ApiError(403, "forbidden", VIEWER_READS_ONLY)
+        body = await read_model(request, function.body, settings.max_body_bytes, actor=caller.user_id)
+        if function.with_caller:
+            return ok(await function.call(runtime, body, caller))
         return ok(await function.call(runtime, body))
     except ApiError as exc:
         return error_response(exc)
@@ -40,10 +44,15 @@ async def run(function: Function, request: Request, runtime: Runtime) -> Respons
         return error_response(internal_error())
 
 
-def refuse_caller(request: Request, runtime: Runtime) -> Response | None:
+async def check(request: Request, runtime: Runtime) -> Caller:
+    """A service-level key, or a verified session of someone in rec_admins."""
+    return await authorize(request.headers, runtime.settings, runtime.tokens, runtime.admin_role)
+
+
+async def refuse_caller(request: Request, runtime: Runtime) -> Response | None:
     """For answers that run no function (404, 405): the caller check still comes first."""
     try:
-        check_caller(request.headers, runtime.settings)
+        await check(request, runtime)
     except ApiError as exc:
         return error_response(exc)
     except ConfigError:

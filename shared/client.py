@@ -17,6 +17,8 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from shared.config import Settings
 from shared.errors import from_postgrest_error, from_transport_error
+from shared.rpcs import rpc
+from shared.tokens import TokenVerifier
 
 ClientFactory = Callable[[Settings], Awaitable[AsyncClient]]
 
@@ -36,14 +38,29 @@ async def create_client(settings: Settings, transport: httpx.AsyncBaseTransport 
     return await acreate_client(settings.supabase_url, settings.client_key, options)
 
 
-class Runtime:
-    """Settings and the shared client; settings come from the env unless given."""
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
-    def __init__(self, settings: Settings | None = None, client_factory: ClientFactory | None = None) -> None:
+
+class Runtime:
+    """Settings, the shared client and the token verifier; settings come from the env unless given.
+
+    ``auth_transport`` routes the verifier's JWKS requests somewhere other
+    than the network (the local stack serves them in-process).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client_factory: ClientFactory | None = None,
+        auth_transport: TransportFactory | None = None,
+    ) -> None:
         self._settings = settings
         self._factory = client_factory or create_client
         self._client: AsyncClient | None = None
         self._lock = asyncio.Lock()
+        self._auth_transport = auth_transport
+        self._auth_http: httpx.AsyncClient | None = None
+        self._tokens: TokenVerifier | None = None
 
     @property
     def settings(self) -> Settings:
@@ -59,6 +76,28 @@ class Runtime:
                     self._client = await self._factory(self.settings)
         return self._client
 
+    @property
+    def tokens(self) -> TokenVerifier:
+        """Verifies session tokens; one per process, so the JWKS cache is shared."""
+        if self._tokens is None:
+            settings = self.settings
+            self._tokens = TokenVerifier(settings.jwks_url, settings.jwt_secret, self._fetch_json)
+        return self._tokens
+
+    async def _fetch_json(self, url: str) -> Any:
+        if self._auth_http is None:
+            transport = self._auth_transport() if self._auth_transport else None
+            timeout = httpx.Timeout(self.settings.rpc_timeout)
+            self._auth_http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        response = await self._auth_http.get(url)
+        response.raise_for_status()
+        return response.json()
+
+    async def admin_role(self, user_id: str) -> str | None:
+        """The user's role in rec_admins ("viewer", "admin"), or None."""
+        role = await call_rpc(self, rpc("rec_admin_role"), {"user_id": user_id})
+        return role if isinstance(role, str) else None
+
     async def start(self) -> None:
         """Fail fast on bad config and build the client before the first request."""
         await self.client()
@@ -67,6 +106,9 @@ class Runtime:
         client, self._client = self._client, None
         if client is not None:
             await client.postgrest.aclose()  # closes the shared httpx client
+        auth_http, self._auth_http = self._auth_http, None
+        if auth_http is not None:
+            await auth_http.aclose()
 
 
 async def call_rpc(runtime: Runtime, fn: str, params: dict[str, Any]) -> Any:

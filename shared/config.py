@@ -28,6 +28,7 @@ class Settings:
     service_role_key: str | None = None
     publishable_keys: tuple[str, ...] = ()
     anon_key: str | None = None
+    jwt_secret: str | None = None  # verifies HS256 session tokens; ES256/RS256 use the JWKS
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
@@ -48,7 +49,8 @@ class Settings:
         return (
             f"Settings(supabase_url={self.supabase_url!r}, "
             f"secret_keys=<{len(self.secret_keys)}>, "
-            f"service_role_key={'<set>' if self.service_role_key else None})"
+            f"service_role_key={'<set>' if self.service_role_key else None}, "
+            f"jwt_secret={'<set>' if self.jwt_secret else None})"
         )
 
     @property
@@ -64,6 +66,11 @@ class Settings:
         return (*self.publishable_keys, *anon)
 
     @property
+    def jwks_url(self) -> str:
+        """Where Supabase Auth publishes the public keys that sign access tokens."""
+        return f"{self.supabase_url}/auth/v1/.well-known/jwks.json"
+
+    @property
     def client_key(self) -> str:
         """The key the functions' own client sends to PostgREST."""
         return self.service_keys[0]
@@ -77,6 +84,7 @@ class Settings:
             service_role_key=env.get("SUPABASE_SERVICE_ROLE_KEY", "").strip() or None,
             publishable_keys=_key_dict(env, "SUPABASE_PUBLISHABLE_KEYS"),
             anon_key=env.get("SUPABASE_ANON_KEY", "").strip() or None,
+            jwt_secret=env.get("SUPABASE_JWT_SECRET", "").strip() or None,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,8 +23,17 @@ ALLOWED_METHODS = "POST, OPTIONS"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(payload, status_code=status, headers={**CORS_HEADERS, **(headers or {})})
+def json_response(
+    payload: Any,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    cors: bool = True,
+    media_type: str | None = None,
+) -> Response:
+    """Compact JSON; with the functions' CORS headers unless `cors=False`."""
+    sent = {**(CORS_HEADERS if cors else {}), **(headers or {})}
+    return JSONResponse(payload, status_code=status, headers=sent, media_type=media_type)
 
 
 def ok(data: Any) -> Response:
@@ -43,32 +53,60 @@ def method_not_allowed() -> Response:
     return error_response(error, {"Allow": ALLOWED_METHODS})
 
 
-async def read_model(request: Request, model: type[ModelT], limit: int) -> ModelT:
-    """Body → validated model, or an ApiError (413, 400 or 422)."""
+ACTOR_MISMATCH = (
+    "admin_id must be your own user id when you are signed in "
+    "(or leave it out: it is taken from your session)."
+)
+
+
+async def read_model(
+    request: Request, model: type[ModelT], limit: int, *, actor: str | None = None
+) -> ModelT:
+    """Body → validated model, or an ApiError (413, 400, 403 or 422).
+
+    ``actor`` is a signed-in caller's user id: it becomes ``admin_id`` when
+    the body leaves it out, and a different ``admin_id`` is refused (403).
+    """
     text = _decode(await read_body(request, limit))
-    _require_json_object(text)
+    value = _require_json_object(text)
+    if actor is not None and "admin_id" in model.model_fields:
+        given = value.setdefault("admin_id", actor)
+        if not isinstance(given, str) or given.lower() != actor.lower():
+            raise ApiError(403, "forbidden", ACTOR_MISMATCH)
+        text = json.dumps(value)
     try:
         return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; Content-Length may be absent or lie, so count too."""
+async def read_body(
+    request: Request,
+    limit: int,
+    too_large: Callable[[int], Exception] | None = None,
+    bad_length: Callable[[], Exception] | None = None,
+) -> bytes:
+    """Read at most ``limit`` bytes; Content-Length may be absent or lie, so count too.
+    Raises ``too_large(limit)`` / ``bad_length()`` (the functions' ApiErrors by default)."""
+    too_large = too_large or _too_large
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
-            raise ApiError(400, "bad_request", "Content-Length is not a number.")
+            raise (bad_length or _bad_length)()
         if int(declared) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _bad_length() -> ApiError:
+    return ApiError(400, "bad_request", "Content-Length is not a number.")
 
 
 def _too_large(limit: int) -> ApiError:
@@ -85,7 +123,7 @@ def _decode(raw: bytes) -> str:
         raise ApiError(400, "invalid_json", "The request body is not UTF-8 JSON.") from None
 
 
-def _require_json_object(text: str) -> None:
+def _require_json_object(text: str) -> dict[str, Any]:
     """400 unless the text is one JSON object without duplicate keys or NaN."""
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
@@ -93,6 +131,7 @@ def _require_json_object(text: str) -> None:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    return value
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,9 +1,14 @@
 """Request bodies, one model per function.
 
 Strict on purpose: unknown fields are refused, ``"1"`` is not a number and
-``true`` is not an integer. Field names are the RPC argument names without
-the ``experiment_`` prefix; the database validates again (duplicates,
-all-zero weights, interval text) and the function maps its errors.
+``true`` is not an integer (``30.0`` is 30, as JSON Schema has it). Field
+names are the RPC argument names without the ``experiment_`` prefix.
+
+The OpenAPI document is generated from these models and says what they
+accept, no more and no less: what the schema allows either passes here and
+in the database or is a 404/409 about data (unknown key, wrong state). The
+database validates again (duplicate variant names) and the function maps
+its errors.
 """
 
 from __future__ import annotations
@@ -12,13 +17,29 @@ from datetime import date
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 VARIANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-# Postgres interval text ("7 days", "1 day 02:00", "P7D"); the database parses it.
-INTERVAL_PATTERN = r"^[0-9A-Za-z @:.+-]+$"
+# One amount of one unit ("7 days", "12 hours", "1 year"), positive and at most
+# 100 years, as the database bounds the rotation interval: each unit's
+# largest amount stays within that.
+INTERVAL_PATTERN = (
+    r"^(?:[1-9][0-9]{0,3} (?:second|minute|hour|day)"
+    r"|[1-9][0-9]{0,2} (?:week|month)"
+    r"|[1-9][0-9]? year)s?$"
+)
+# What the JSON Schema says of text fields that refuse U+0000.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 def _no_nul(value: str) -> str:
@@ -32,9 +53,20 @@ ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description="Experimen
 VariantName = Annotated[str, Field(pattern=VARIANT_PATTERN)]
 
 
+def _whole_number_as_int(value: Any) -> Any:
+    # JSON Schema's integer is any number with a zero fraction: 30.0 is 30.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+MIN_WEIGHT = 0.000001  # the smallest positive weight the database takes
+MAX_WEIGHT = 1_000_000
+
+
 def _weight_in_range(value: int | float) -> int | float:
-    if not 0 <= value <= 1_000_000:  # also false for NaN
-        raise PydanticCustomError("weight_range", "Weight must be between 0 and 1000000")
+    if not (value == 0 or MIN_WEIGHT <= value <= MAX_WEIGHT):  # also false for NaN
+        raise PydanticCustomError("weight_range", "Weight must be 0 or between 0.000001 and 1000000")
     return value
 
 
@@ -42,22 +74,25 @@ def _weight_in_range(value: int | float) -> int | float:
 Weight = Annotated[
     int | float,
     AfterValidator(_weight_in_range),
-    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1_000_000}),
+    WithJsonSchema(
+        {"anyOf": [{"const": 0}, {"type": "number", "minimum": MIN_WEIGHT, "maximum": MAX_WEIGHT}]}
+    ),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Description = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
-Salt = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_no_nul)]
+_NO_NUL = {"pattern": NO_NUL_PATTERN}
+Name = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+Description = Annotated[str, Field(max_length=5000, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+Salt = Annotated[str, Field(min_length=1, max_length=256, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 IntervalText = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=64,
         pattern=INTERVAL_PATTERN,
-        description='Postgres interval text, e.g. "7 days".',
+        description='One positive amount of one unit, at most 100 years: "7 days", "12 hours", "1 month".',
     ),
 ]
-MaxRows = Annotated[int, Field(ge=1, le=1000)]
-SearchQuery = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_nul)]
+MaxRows = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole_number_as_int)]
+SearchQuery = Annotated[
+    str, Field(min_length=1, max_length=320, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)
+]
 
 
 class Body(BaseModel):
@@ -71,7 +106,26 @@ class Variant(Body):
     weight: Weight
 
 
-Variants = Annotated[list[Variant], Field(min_length=1, max_length=100)]
+def _some_positive_weight(variants: list[Variant]) -> list[Variant]:
+    if not any(v.weight > 0 for v in variants):
+        raise PydanticCustomError("all_weights_zero", "at least one variant needs a positive weight")
+    return variants
+
+
+Variants = Annotated[
+    list[Variant],
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Variant names must differ; at least one weight must be positive.",
+        json_schema_extra={
+            # what JSON Schema can say of it; names must differ too
+            "uniqueItems": True,
+            "contains": {"type": "object", "properties": {"weight": {"minimum": MIN_WEIGHT}}},
+        },
+    ),
+    AfterValidator(_some_positive_weight),
+]
 
 
 class CreateExperiment(Body):
@@ -92,7 +146,7 @@ class UpdateExperiment(Body):
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
-                {"required": [field]}
+                {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
                 for field in ("name", "description", "variants", "salt_rotation_interval")
             ]
         }
@@ -125,7 +179,19 @@ class RotateSalt(Body):
     """Either one experiment ``{key, admin_id, reassign?}`` or the scheduler's ``{"due": true}``."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["key", "admin_id"]}, {"required": ["due"]}]}
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["key", "admin_id"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "admin_id": {"type": "string"},
+                        "due": {"type": "null"},
+                    },
+                },
+                {"required": ["due"], "properties": {"due": {"const": True}, "key": {"type": "null"}}},
+            ]
+        }
     )
 
     key: ExperimentKey | None = None
@@ -173,17 +239,16 @@ class ListExperiments(Body):
 
 
 class GetExperiment(Body):
-    """One experiment, its assignment counts and its daily metrics series."""
+    """One experiment, its assignment counts and its daily metrics series
+    (from_day after to_day is an empty range: no days)."""
 
     key: ExperimentKey
     from_day: date | None = None
     to_day: date | None = None
 
-    @model_validator(mode="after")
-    def _ordered_days(self) -> Self:
-        if self.from_day and self.to_day and self.from_day > self.to_day:
-            raise PydanticCustomError("day_order", "from_day must not be after to_day")
-        return self
+    @property
+    def empty_range(self) -> bool:
+        return self.from_day is not None and self.to_day is not None and self.from_day > self.to_day
 
 
 class SearchUsers(Body):
@@ -204,6 +269,10 @@ class AuditLog(Body):
 
     key: ExperimentKey | None = None
     max_rows: MaxRows | None = None
+
+
+class WhoAmI(Body):
+    """No fields: the answer is about the caller."""
 
 
 def rpc_args(body: BaseModel, **renames: str) -> dict[str, Any]:

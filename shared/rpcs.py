@@ -52,6 +52,13 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_search_users", ("query", "max_rows")),
     Rpc("rec_user_assignments", ("user_id",)),
     Rpc("rec_audit_entries", ("experiment_key", "max_rows")),
+    # Who may sign in to the admin functions (rec_admins).
+    Rpc("rec_grant_admin", ("user_id", "role", "admin_id")),
+    Rpc("rec_revoke_admin", ("user_id", "admin_id")),
+    Rpc("rec_list_admins", ()),
+    Rpc("rec_admin_role", ("user_id",)),
+    # The audit rows whose hash chain is broken; none when intact.
+    Rpc("rec_verify_audit_chain", ()),
 )
 
 

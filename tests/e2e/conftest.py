@@ -2,72 +2,31 @@
 uvicorn on a free port, over a freshly migrated and seeded database, driven
 only the way its users drive it: `POST /functions/v1/<name>` with the
 secret key (httpx and supabase-py's functions.invoke), the recommender RPCs
-through supabase-py's rpc(), and impressions/outcomes written straight into
-Postgres as a recommender backend writes them.
+through supabase-py's rpc(), and impressions/outcomes through supabase-py's
+table inserts, as a recommender backend writes them.
 
-The server runner mirrors tests/stack/conftest.py's `stack` fixture (same
-`Stack` record, same `listen`/`base_url` helpers), but as a context manager:
-the restart and outage tests start and stop stacks themselves.
+The server runner is tests/support/stack.py's `serve_stack`; the restart and
+outage tests start and stop stacks with it themselves.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from devstack import migrate, postgres
-from devstack.keys import LocalKeys
-from devstack.server import base_url, build_app, listen
-from tests.stack.conftest import Stack, key_headers
+from tests.support.stack import KEYS, Stack, key_headers, poll, serve_stack
+
+__all__ = ["KEYS", "E2EStack", "key_headers", "poll", "serve_stack"]
 
 ADMIN = "00000000-0000-4000-8000-0000000e2e01"
-KEYS = LocalKeys()  # the Supabase CLI's public local defaults
-READY_LIMIT = 30.0  # seconds: bounded polling, never a fixed sleep
-
-
-def poll(ready: Callable[[], bool], limit: float = READY_LIMIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {limit} s")
-        time.sleep(0.05)
-
-
-@dataclass
-class E2EStack(Stack):
-    """tests/stack's Stack plus the uvicorn server serving it."""
-
-    server: uvicorn.Server
-
-
-@contextmanager
-def serve_stack(db_url: str, keys: LocalKeys = KEYS, **app_options: Any) -> Iterator[E2EStack]:
-    """build_app on a free port, uvicorn in a background thread; stopped after."""
-    sock = listen("127.0.0.1", 0)
-    url = base_url("127.0.0.1", sock.getsockname()[1])
-    app = build_app(db_url, keys, url, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        poll(lambda: server.started or not thread.is_alive(), what="uvicorn start")
-        assert server.started, "the stack did not start"
-        yield E2EStack(url, db_url, keys, app, server)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "the stack did not stop"
+E2EStack = Stack
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,11 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_search_users": {"query": user},
         "rec_user_assignments": {"user_id": user},
         "rec_audit_entries": {},
+        "rec_grant_admin": {"user_id": user, "role": "admin", "admin_id": user},
+        "rec_revoke_admin": {"user_id": user, "admin_id": user},
+        "rec_list_admins": {},
+        "rec_admin_role": {"user_id": user},
+        "rec_verify_audit_chain": {},
     }
 
 

@@ -110,7 +110,7 @@ REFUSALS = {
     "unknown-variant": Refusal(
         "admin-set-user-variant",
         {"key": "active", "user_id": USER, "variant": "c", "admin_id": ADMIN},
-        422,
+        404,
         "22023",
     ),
     "malformed-variant-name": Refusal(
@@ -123,13 +123,13 @@ REFUSALS = {
         "admin-create-experiment",
         {"key": "e2e-zero", "admin_id": ADMIN, "variants": [{"name": "a", "weight": 0}]},
         422,
-        "22023",
+        "validation_failed",
     ),
     "bad-interval": Refusal(
         "admin-update-experiment",
         {"key": "draft", "admin_id": ADMIN, "salt_rotation_interval": "-1 day"},
         422,
-        "22023",
+        "validation_failed",
     ),
     "duplicate-key": Refusal(
         "admin-create-experiment", {"key": "draft", "admin_id": ADMIN, "variants": VARIANTS}, 409, "23505"

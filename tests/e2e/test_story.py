@@ -2,7 +2,7 @@
 
 An admin creates, edits and starts it through the functions; a recommender
 assigns users through the RPCs with supabase-py and writes tagged
-impressions and outcomes into Postgres; the admin pins a user, unpins them,
+impressions and outcomes through /rest/v1 with it; the admin pins a user, unpins them,
 rotates salts (plain, re-bucketing, and the scheduler's "due" call), ends it,
 and reads back counts, metrics, the audit trail, lists and user searches.
 Expected variants come from tests/sql/reference.py (docs/reference.md §2 from the
@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg.types.json import Jsonb
 from supabase import AsyncClient
 
 from tests.e2e.conftest import (
@@ -55,46 +54,45 @@ async def variant_of(client: AsyncClient, key: str, user: str) -> str | None:
     return result
 
 
-def write_traffic(stack: Stack, maps: dict[str, dict[str, str]]) -> tuple[date, list[dict[str, Any]]]:
+async def write_traffic(
+    client: AsyncClient, stack: Stack, maps: dict[str, dict[str, str]]
+) -> tuple[date, list[dict[str, Any]]]:
     """One impression per user tagged with its map, clicks for every third
     user, a save (value 2.5) for every fifth, plus one untagged impression;
-    written as the recommender backend writes them (service_role, one
-    transaction). Returns the UTC day and the rows the metrics must show."""
+    written as the recommender backend writes them (supabase-py, secret key,
+    POST /rest/v1/<table>). Returns the UTC day and the rows the metrics must show."""
     expected: dict[str, Counter[str]] = {}
     values: dict[str, float] = {}
-    with psycopg.connect(stack.db_url) as conn, conn.transaction():
-        conn.execute("set local role service_role")
-        for i, (user, experiments) in enumerate(maps.items()):
-            context = {"experiments": experiments, "surface": "home"}
-            impression = conn.execute(
-                "insert into public.rec_impressions (user_id, item_id, request_context) "
-                "values (%s, %s, %s) returning id",
-                [user, f"item-{i}", Jsonb(context)],
-            ).fetchone()
-            assert impression is not None
-            outcomes = []
-            if i % 3 == 0:
-                outcomes.append(("click", 1.0))
-            if i % 5 == 0:
-                outcomes.append(("save", 2.5))
-            for outcome, value in outcomes:
-                conn.execute(
-                    "insert into public.rec_outcomes (impression_id, user_id, outcome, value) "
-                    "values (%s, %s, %s, %s)",
-                    [impression[0], user, outcome, value],
-                )
-            for exp_key, variant in experiments.items():
-                tally = expected.setdefault(f"{exp_key}\0{variant}", Counter())
-                tally["impressions"] += 1
-                tally["outcomes"] += len(outcomes)
-                tally["engaged_impressions"] += bool(outcomes)
-                values[f"{exp_key}\0{variant}"] = values.get(f"{exp_key}\0{variant}", 0.0) + sum(
-                    v for _, v in outcomes
-                )
-        conn.execute(
-            "insert into public.rec_impressions (user_id, item_id) values (%s, 'untagged')",
-            [str(uuid.uuid4())],
-        )
+    shown = [
+        {"user_id": user, "item_id": f"item-{i}", "request_context": {"experiments": m, "surface": "home"}}
+        for i, (user, m) in enumerate(maps.items())
+    ]
+    shown.append({"user_id": str(uuid.uuid4()), "item_id": "untagged"})
+    # missing=default: the untagged impression gets the column default '{}'
+    logged = (await client.table("rec_impressions").insert(shown, default_to_null=False).execute()).data
+    impression_of = {row["item_id"]: row["id"] for row in logged}
+    assert len(impression_of) == len(shown)
+    done: list[dict[str, Any]] = []
+    for i, (user, experiments) in enumerate(maps.items()):
+        outcomes = []
+        if i % 3 == 0:
+            outcomes.append(("click", 1.0))
+        if i % 5 == 0:
+            outcomes.append(("save", 2.5))
+        done += [
+            {"impression_id": impression_of[f"item-{i}"], "user_id": user, "outcome": o, "value": v}
+            for o, v in outcomes
+        ]
+        for exp_key, variant in experiments.items():
+            tally = expected.setdefault(f"{exp_key}\0{variant}", Counter())
+            tally["impressions"] += 1
+            tally["outcomes"] += len(outcomes)
+            tally["engaged_impressions"] += bool(outcomes)
+            values[f"{exp_key}\0{variant}"] = values.get(f"{exp_key}\0{variant}", 0.0) + sum(
+                v for _, v in outcomes
+            )
+    await client.table("rec_outcomes").insert(done).execute()
+    with psycopg.connect(stack.db_url) as conn:
         row = conn.execute("select (now() at time zone 'UTC')::date").fetchone()
         assert row is not None
         day: date = row[0]
@@ -172,7 +170,7 @@ async def test_experiment_story(http: httpx.AsyncClient, e2e_stack: Stack) -> No
         assert await assign_all(admin, users[:10]) == {u: maps[u] for u in users[:10]}
 
         # -- impressions and outcomes, tagged with the maps
-        day, metrics = write_traffic(stack, maps)
+        day, metrics = await write_traffic(admin, stack, maps)
         metrics = [row for row in metrics if row["experiment_key"] == key]
 
         # -- override, and back to the rule

@@ -46,7 +46,10 @@ FUNCTION_NAMES = {
     "admin-search-users",
     "admin-user-assignments",
     "admin-audit-log",
+    "admin-whoami",
 }
+# Functions that call no RPC (tests/functions/test_sessions.py covers them).
+NO_RPC = {"admin-whoami"}
 
 
 def assert_cors(response: httpx.Response) -> None:
@@ -55,7 +58,7 @@ def assert_cors(response: httpx.Response) -> None:
 
 
 def test_routes_exactly_the_contract_functions() -> None:
-    assert set(FUNCTIONS) == FUNCTION_NAMES == set(NAMES)
+    assert set(FUNCTIONS) == FUNCTION_NAMES == set(NAMES) | NO_RPC
 
 
 @pytest.mark.parametrize("name", [*NAMES, "no-such-function"])
@@ -164,6 +167,33 @@ async def test_openapi_lists_all_functions(client: httpx.AsyncClient) -> None:
     assert schema["properties"]["key"]["pattern"] == "^[a-z0-9][a-z0-9_.-]{0,63}$"
     assert {"200", "401", "403", "422", "503"} <= set(create["responses"])
     assert "$ref" not in json.dumps(doc).replace('"$ref": "#/components/', "")
+
+
+async def test_openapi_marks_only_bodies_that_cannot_be_left_out_as_required(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/functions/v1/openapi.json")).json()
+    required = {
+        path.rsplit("/", 1)[1]: op["post"]["requestBody"]["required"] for path, op in doc["paths"].items()
+    }
+    optional = {"admin-list-experiments", "admin-audit-log"}
+    assert required == {name: name not in optional for name in FUNCTION_NAMES}
+
+
+async def test_openapi_says_what_the_server_refuses(client: httpx.AsyncClient) -> None:
+    """What JSON Schema can say of the refusals the server makes."""
+    schemas = (await client.get("/functions/v1/openapi.json")).json()["components"]["schemas"]
+    variants = schemas["CreateExperiment"]["properties"]["variants"]
+    assert variants["uniqueItems"] is True
+    assert variants["contains"]["properties"]["weight"] == {"minimum": 0.000001}
+    weight = schemas["Variant"]["properties"]["weight"]
+    assert weight["anyOf"][0] == {"const": 0}
+    update = schemas["UpdateExperiment"]["anyOf"]
+    assert {"required": ["name"], "properties": {"name": {"not": {"type": "null"}}}} in update
+    rotate = schemas["RotateSalt"]["oneOf"]
+    assert rotate[0]["properties"]["admin_id"] == {"type": "string"}
+    assert rotate[1]["properties"]["key"] == {"type": "null"}
+    assert schemas["SearchUsers"]["properties"]["max_rows"]["anyOf"][0]["type"] == "integer"
 
 
 async def test_openapi_refuses_post(client: httpx.AsyncClient) -> None:

@@ -18,7 +18,6 @@ from tests.functions.conftest import (
     RPC,
     SECRET_KEY,
     SERVICE_ROLE_JWT,
-    USER_JWT,
     Caller,
 )
 
@@ -48,8 +47,6 @@ FORBIDDEN = {
     "publishable-key": {"apikey": PUBLISHABLE_KEY},
     "anon-jwt-in-apikey": {"apikey": ANON_JWT},
     "anon-jwt-in-bearer": {"authorization": f"Bearer {ANON_JWT}"},
-    "user-jwt": {"apikey": PUBLISHABLE_KEY, "authorization": f"Bearer {USER_JWT}"},
-    "user-jwt-alone": {"authorization": f"Bearer {USER_JWT}"},
     "expired-service-role-jwt": {"authorization": f"Bearer {EXPIRED_SERVICE_JWT}"},
     "service-role-jwt-foreign-signature": {"authorization": f"Bearer {FOREIGN_SERVICE_JWT}"},
     "secret-key-prefix": {"apikey": SECRET_KEY[:-1]},

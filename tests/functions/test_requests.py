@@ -55,6 +55,18 @@ async def test_get_experiment_merges_daily_metrics(call: Caller, postgrest: resp
     )
 
 
+async def test_get_experiment_reversed_days_are_an_empty_range(
+    call: Caller, postgrest: respx.MockRouter
+) -> None:
+    get = postgrest.post(RPC + "rec_get_experiment").respond(200, json=EXPERIMENT)
+    daily = postgrest.post(RPC + "rec_experiment_daily_metrics").respond(200, json=[{"day": "x"}])
+    body = {"key": "home-feed", "from_day": "2026-11-08", "to_day": "2026-11-01"}
+    response = await call("admin-get-experiment", body)
+    assert response.status_code == 200
+    assert response.json() == {"data": {**EXPERIMENT, "daily_metrics": []}}
+    assert get.call_count == 1 and daily.call_count == 0
+
+
 async def test_get_experiment_unknown_key_stops_at_first_rpc(
     call: Caller, postgrest: respx.MockRouter
 ) -> None:
@@ -166,6 +178,24 @@ async def test_no_body_means_no_filters(
     response = await call(name)
     assert response.json() == {"data": []}
     assert_rpc_request(route.calls.last.request, fn, {})
+
+
+@pytest.mark.parametrize(
+    ("name", "fn", "body"),
+    [
+        ("admin-search-users", "rec_search_users", {"query": "a", "max_rows": 30.0}),
+        ("admin-audit-log", "rec_audit_entries", {"max_rows": 30.0}),
+    ],
+)
+async def test_whole_numbers_sent_as_floats_are_integers(
+    name: str, fn: str, body: dict[str, object], call: Caller, postgrest: respx.MockRouter
+) -> None:
+    """JSON Schema's integer includes 30.0; the RPC gets 30."""
+    route = postgrest.post(RPC + fn).respond(200, json=[])
+    response = await call(name, body)
+    assert response.status_code == 200, response.text
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["max_rows"] == 30 and isinstance(sent["max_rows"], int)
 
 
 async def test_search_users_default_rows(call: Caller, postgrest: respx.MockRouter) -> None:

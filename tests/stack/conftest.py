@@ -1,5 +1,5 @@
 """The whole local stack over real HTTP: one migrated database and one
-uvicorn server (in a background thread, on a free port) per session.
+uvicorn server (tests/support/stack.py) per session.
 
 The database also gets a few throwaway functions, created as superuser,
 that pin endpoint behaviours our own RPCs do not exercise (void, a whole-
@@ -8,22 +8,17 @@ body json parameter, overloads, a null row, what the session looks like).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from devstack import migrate, postgres
-from devstack.keys import LocalKeys
-from devstack.rest import RestApi
-from devstack.server import base_url, build_app, listen
+from tests.support.stack import Stack, key_headers, serve_stack
+
+__all__ = ["ADMIN", "Stack", "error", "key_headers", "rpc"]
 
 ADMIN = "00000000-0000-4000-8000-00000000ad01"
 
@@ -63,25 +58,6 @@ grant execute on function public.stack_session() to anon, authenticated, service
 """
 
 
-@dataclass
-class Stack:
-    url: str
-    db_url: str
-    keys: LocalKeys
-    app: Starlette
-
-    @property
-    def rest(self) -> RestApi:
-        rest: RestApi = self.app.state.rest
-        return rest
-
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run SQL as superuser, committed; the rows if it returns any."""
-        with psycopg.connect(self.db_url, autocommit=True) as conn:
-            cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
-
-
 @pytest.fixture(scope="session")
 def stack_db(pg_server: postgres.Server) -> Iterator[str]:
     with postgres.fresh_database(pg_server, prefix="rec_stack") as url:
@@ -93,40 +69,14 @@ def stack_db(pg_server: postgres.Server) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def stack(stack_db: str) -> Iterator[Stack]:
-    keys = LocalKeys()
-    sock = listen("127.0.0.1", 0)
-    url = base_url("127.0.0.1", sock.getsockname()[1])
-    app = build_app(stack_db, keys, url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    _wait_until(lambda: server.started or not thread.is_alive())
-    assert server.started, "the stack did not start"
-    try:
-        yield Stack(url, stack_db, keys, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_stack(stack_db) as served:
+        yield served
 
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
         yield http
-
-
-def _wait_until(ready: Any, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not ready() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def key_headers(key: str, bearer: str | None = None) -> dict[str, str]:
-    headers = {"apikey": key}
-    if bearer:
-        headers["Authorization"] = f"Bearer {bearer}"
-    return headers
 
 
 async def rpc(

@@ -193,6 +193,28 @@ async def test_jwt_for_a_non_api_role_is_refused(client: httpx.AsyncClient, stac
     assert error(r)["message"] == 'permission denied to set role "postgres"'
 
 
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [
+        (["service_role"], "an array"),
+        ({"name": "service_role"}, "an object"),
+        (7, "a number"),
+        (None, "null"),
+    ],
+    ids=["list", "object", "number", "null"],
+)
+async def test_jwt_role_that_is_not_a_string_is_401(
+    client: httpx.AsyncClient, stack: Stack, role: Any, kind: str
+) -> None:
+    """A correctly signed token with a malformed role claim is a bad token, not a server error."""
+    headers = key_headers(stack.keys.publishable, bearer=_token(stack, role=role))
+    r = await rpc(client, stack, "stack_session", headers=headers)
+    assert r.status_code == 401
+    message = f"JWT claim 'role' must be a string, not {kind}"
+    assert error(r) == {"code": "PGRST303", "message": message, "details": None, "hint": None}
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
 async def test_jwt_without_role_is_anon(client: httpx.AsyncClient, stack: Stack) -> None:
     token = stack.keys.sign({"sub": str(uuid.uuid4()), "exp": int(time.time()) + 600})
     row = await acting_role(client, key_headers(stack.keys.publishable, bearer=token))

@@ -4,6 +4,7 @@ Postgres in --data-dir, stopped with SIGTERM and started again."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,27 @@ class Dev:
     def rpc(self, fn: str, body: dict[str, object]) -> httpx.Response:
         return httpx.post(f"{self.url}/rest/v1/rpc/{fn}", json=body, headers=HEADERS, timeout=10)
 
+    def sign_in_from_banner(self) -> str:
+        """What a newcomer does: sign in with the e-mail and password the banner prints."""
+        out = self.log.read_text()
+        email, password = (
+            re.search(rf"^  {label} +(\S+)$", out, re.M) for label in ("Sign in as", "Password")
+        )
+        assert email and password, out
+        body = {"email": email[1], "password": password[1]}
+        response = httpx.post(
+            f"{self.url}/auth/v1/token?grant_type=password",
+            json=body,
+            headers={"apikey": KEYS.publishable},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def whoami(self, token: str) -> httpx.Response:
+        headers = {"apikey": KEYS.publishable, "authorization": f"Bearer {token}"}
+        return httpx.post(f"{self.url}/functions/v1/admin-whoami", json={}, headers=headers, timeout=10)
+
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
@@ -98,8 +120,11 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
             f"Secret key        {KEYS.secret}",
             f"anon key          {KEYS.anon_jwt}",
             "LOCAL DEVELOPMENT ONLY",
+            "Sign in as        admin@example.com",
         ):
             assert line in out
+        token = first.sign_in_from_banner()
+        assert first.whoami(token).json()["data"]["role"] == "admin"
         created = first.rpc(
             "rec_create_experiment",
             {
@@ -141,6 +166,9 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
         assert "migrations up to date" in second.log.read_text()
         keys = {row["key"] for row in second.rpc("rec_list_experiments", {}).json()}
         assert keys == {"kept-across-restarts", "swipe-blend"}  # ours, and the seed's, once
+        # same demo admin and password, same signing key: the first run's session still works
+        assert second.whoami(second.sign_in_from_banner()).status_code == 200
+        assert second.whoami(token).json()["data"]["role"] == "admin"
     finally:
         assert second.stop(signal.SIGINT) == 0  # Ctrl-C stops it just as cleanly
     assert not (data / "postgres" / "postmaster.pid").exists()

@@ -1,0 +1,157 @@
+"""Nothing changes without an audit row (docs/reference.md §5), under both
+privilege regimes: no API role updates, deletes or truncates rec_audit_log,
+or writes experiments or assignments directly; and triggers keep refusing
+even after someone grants the privileges back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from devstack.platform import OWNER
+from tests.sql.conftest import ADMIN, create_experiment, raises_sqlstate, scalar, snapshot
+
+API_ROLES = ["anon", "authenticated", "service_role"]
+AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
+GUARDED = ["rec_audit_log", "rec_experiments", "rec_user_experiment_assignments"]
+
+AUDIT_LOG_WRITES = [
+    "update rec_audit_log set action = 'forged'",
+    "update rec_audit_log set details = '{}' where false",  # even one that touches no row
+    "delete from rec_audit_log",
+    "truncate rec_audit_log",
+]
+EXPERIMENT_WRITES = [
+    "insert into rec_experiments (key, variants, salt)"
+    " values ('direct', '[{\"name\": \"a\", \"weight\": 1}]', 's')",
+    "update rec_experiments set status = 'ended'",
+    "delete from rec_experiments",
+    "truncate rec_experiments, rec_user_experiment_assignments",
+]
+ASSIGNMENT_WRITES = [
+    "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
+    " select id, gen_random_uuid(), 'control' from rec_experiments",
+    "update rec_user_experiment_assignments set variant = 'treatment'",
+    "delete from rec_user_experiment_assignments",
+    "truncate rec_user_experiment_assignments",
+]
+ALL_WRITES = AUDIT_LOG_WRITES + EXPERIMENT_WRITES + ASSIGNMENT_WRITES
+
+
+@pytest.fixture
+def state(db: psycopg.Connection) -> dict[str, object]:
+    """An active experiment with an automatic and a manual assignment, and their audit rows."""
+    create_experiment(db, "exp", AB)
+    db.execute("select rec_assign_variant('exp', %s)", [uuid.uuid4()])
+    db.execute("select rec_set_user_variant('exp', %s, 'control', %s)", [uuid.uuid4(), ADMIN])
+    return snapshot(db)
+
+
+@contextmanager
+def as_role(
+    conn: psycopg.Connection, role: str, *, grant_everything: bool = False, sub: uuid.UUID | None = None
+) -> Iterator[None]:
+    """One rolled-back transaction acting as `role`, as PostgREST would; with
+    grant_everything the owner first grants every privilege on the guarded
+    tables back to the API roles (a careless later migration)."""
+    claims = {"role": role, "sub": str(sub or uuid.uuid4())}
+    try:
+        with conn.transaction(force_rollback=True):
+            if grant_everything:
+                conn.execute(
+                    sql.SQL("grant all on {} to anon, authenticated, service_role").format(
+                        sql.SQL(", ").join(sql.Identifier(t) for t in GUARDED)
+                    )
+                )
+            conn.execute("reset role")
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+            conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+            yield
+    finally:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_api_roles_cannot_change_the_audit_log_experiments_or_assignments(
+    db: psycopg.Connection, state: dict[str, object], role: str
+) -> None:
+    with as_role(db, role):
+        for statement in ALL_WRITES:
+            with raises_sqlstate(db, "42501"):
+                db.execute(statement)  # type: ignore[arg-type]
+    assert snapshot(db) == state
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_a_later_grant_does_not_reopen_the_tables(
+    db: psycopg.Connection, state: dict[str, object], role: str
+) -> None:
+    """The triggers refuse on their own, with a message that says why."""
+    with as_role(db, role, grant_everything=True):
+        assert scalar(db, "select has_table_privilege('rec_audit_log', 'delete')")
+        for statement in ALL_WRITES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as info, db.transaction():
+                db.execute(statement)  # type: ignore[arg-type]
+            message = str(info.value)
+            assert f"is not allowed for {role}" in message, message
+            if statement in AUDIT_LOG_WRITES:
+                assert "the audit log is append-only" in message
+            else:
+                assert "only through the" in message, message
+            assert info.value.diag.message_hint, statement
+    assert snapshot(db) == state
+
+
+def test_the_audit_log_stays_append_only_for_service_role(db: psycopg.Connection) -> None:
+    """service_role may still add an audit row (e.g. a note); it cannot take it back."""
+    with as_role(db, "service_role"):
+        db.execute("insert into rec_audit_log (action, actor_id) values ('note', %s)", [ADMIN])
+        assert scalar(db, "select count(*) from rec_audit_log where action = 'note'") == 1
+        with raises_sqlstate(db, "42501"):
+            db.execute("delete from rec_audit_log where action = 'note'")
+
+
+def test_service_role_still_logs_impressions_and_outcomes(db: psycopg.Connection) -> None:
+    user = uuid.uuid4()
+    with as_role(db, "service_role", grant_everything=True):
+        imp = scalar(db, "insert into rec_impressions (user_id) values (%s) returning id", [user])
+        db.execute(
+            "insert into rec_outcomes (impression_id, user_id, outcome) values (%s, %s, 'click')", [imp, user]
+        )
+        assert scalar(db, "select count(*) from rec_outcomes") == 1
+
+
+def test_the_rpcs_still_write_for_api_roles(db: psycopg.Connection) -> None:
+    """The audited functions run as the owner, so the guards let them through."""
+    create_experiment(db, "exp", AB)
+    user, me = uuid.uuid4(), uuid.uuid4()
+    with as_role(db, "service_role"):
+        db.execute("select rec_set_user_variant('exp', %s, 'treatment', %s)", [user, ADMIN])
+        db.execute("select rec_update_experiment('exp', %s, name => 'renamed')", [ADMIN])
+        assert scalar(db, "select variant from rec_user_experiment_assignments where user_id = %s", [user])
+        assert scalar(db, "select name from rec_experiments") == "renamed"
+    with as_role(db, "authenticated", sub=me):
+        variant = scalar(db, "select rec_assign_variant('exp', %s)", [me])
+        assert variant in {"control", "treatment"}
+
+
+def test_the_owner_is_not_refused(db: psycopg.Connection) -> None:
+    """The owner (Supabase's SQL editor) is outside the guard, as the RPCs need it to be."""
+    create_experiment(db, "exp", AB)
+    db.execute("update rec_experiments set description = 'by hand'")
+    assert scalar(db, "select description from rec_experiments") == "by hand"
+
+
+def test_no_api_role_may_touch_the_chain_head(db: psycopg.Connection) -> None:
+    for role in API_ROLES:
+        for priv in ("select", "insert", "update", "delete", "truncate"):
+            granted = scalar(
+                db, "select has_table_privilege(%s, 'rec_internal.audit_chain_head', %s)", [role, priv]
+            )
+            assert not granted, (role, priv)

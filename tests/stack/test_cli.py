@@ -1,0 +1,42 @@
+"""`recsys-exp`'s parser: every command resolves to a run() in its module,
+and `migrate` opens the Postgres --database-url names."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from devstack import cli, migrate, postgres
+from devstack.platform import Regime
+
+
+def test_every_command_resolves_to_its_run_function() -> None:
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    choices = dict(sub.choices)
+    assert set(choices) == {"migrate", "dev", "demo"}
+    for name, p in choices.items():
+        target = p.get_default("run")
+        module, _, function = target.partition(":")
+        assert cli.command(target).__module__ == module, name
+        assert cli.command(target).__name__ == function == "run"
+
+
+def test_regime_choices_are_the_platform_regimes() -> None:
+    assert set(cli.REGIMES) == {r.value for r in Regime}
+
+
+def test_migrate_command_applies_then_is_up_to_date(
+    pg_server: postgres.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with postgres.fresh_database(pg_server, "rec_cli") as url:
+        assert cli.main(["migrate", "--database-url", url]) == 0
+        assert f"applied {len(migrate.discover())} migration(s)" in capsys.readouterr().out
+        assert cli.main(["migrate", "--database-url", url]) == 0
+        assert "is up to date" in capsys.readouterr().out
+
+
+def test_unreachable_database_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["migrate", "--database-url", "postgresql://nobody@127.0.0.1:9/x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("recsys-exp: cannot connect to") and err.count("\n") == 1
