@@ -266,6 +266,14 @@ def test_function_error_shows_next_to_its_cause(
 def test_viewer_sees_no_write_controls_and_is_refused(
     browser: Browser, site: E2EStack, people: dict[str, Person]
 ) -> None:
+    with psycopg.connect(site.db_url) as conn:  # some traffic of its own, so the charts have data
+        for variant in ("control", "blend"):
+            tag = Jsonb({"experiments": {"swipe-blend": variant}})
+            conn.execute(
+                "insert into rec_impressions (user_id, item_id, request_context) values (%s, 'i', %s)",
+                [str(uuid.uuid4()), tag],
+            )
+        conn.commit()
     page, problems = open_page(browser, site)
     sign_in(page, people["viewer"])
     expect(page.get_by_test_id("role")).to_have_text("viewer")
