@@ -16,25 +16,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from devstack import cli_args
+
 LOCAL_URL = "http://127.0.0.1:54321"
 DEFAULT_DATA_DIR = Path(".devdata")
 REGIMES = ("none", "legacy")  # devstack.platform.Regime's values
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # a usage error exits 2 with one line (devstack.cli_args)
     try:
-        from devstack import migrate, postgres
+        import psycopg
+
+        from devstack import keys, migrate, postgres
+        from shared.config import ConfigError
     except ModuleNotFoundError as exc:  # `pip install .` is the functions only
-        print(f"recsys-exp: {exc.name} is missing; install the dev extra: pip install '.[dev]'")
-        return 1
+        return cli_args.fail(f"{exc.name} is missing; install the dev extra: pip install '.[dev]'")
+    # Failures whose message says what to do: one line, exit status 1.
+    failures = (postgres.DatabaseError, migrate.MigrationError, keys.InvalidKeys, ConfigError, OSError)
     try:
         return int(command(args.run)(args))
-    except (postgres.DatabaseError, migrate.MigrationError) as exc:
-        print(f"recsys-exp: {exc}", file=sys.stderr)
-        return 1
+    except failures as exc:
+        return cli_args.fail(exc)
+    except psycopg.Error as exc:
+        return cli_args.fail(f"database error: {cli_args.one_line(exc)}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        return cli_args.unexpected(exc)
 
 
 def command(target: str) -> Callable[[argparse.Namespace], int]:
@@ -44,7 +53,7 @@ def command(target: str) -> Callable[[argparse.Namespace], int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recsys-exp", description=__doc__.splitlines()[0])
+    p = cli_args.Parser(prog="recsys-exp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(required=True, metavar="command")
 
     m = sub.add_parser("migrate", help="apply supabase/migrations (on plain Postgres: stand-in first)")
@@ -61,13 +70,13 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dev", help="run the local stack: Postgres + /rest/v1 + /functions/v1")
     add_database_args(d)
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=54321)
+    d.add_argument("--port", type=cli_args.port, default=54321)
     d.set_defaults(run="devstack.server:run")
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")
     add_api_args(demo)
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--users", type=cli_args.positive_int, default=2000)
+    demo.add_argument("--days", type=cli_args.positive_int, default=7)
     demo.add_argument("--seed", type=int, default=7, help="random seed")
     demo.add_argument(
         "--keep-active", action="store_true", help="leave the demo experiment active afterwards"
@@ -90,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def admin_action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+    actions: argparse._SubParsersAction[cli_args.Parser], name: str, help: str
 ) -> argparse.ArgumentParser:
     """`recsys-exp admin NAME`, run by devstack.admins.run_NAME."""
     p = actions.add_parser(name, help=help)
@@ -108,11 +117,14 @@ def add_database_args(p: argparse.ArgumentParser, *, from_env: bool = False) -> 
     if from_env:
         p.add_argument(
             "--database-url",
+            type=cli_args.database_url,
             default=os.environ.get("DATABASE_URL"),
             help="Postgres to use (default: $DATABASE_URL, else the embedded one)",
         )
     else:
-        p.add_argument("--database-url", help="Postgres to use instead of the embedded one")
+        p.add_argument(
+            "--database-url", type=cli_args.database_url, help="Postgres to use instead of the embedded one"
+        )
     p.add_argument(
         "--data-dir",
         type=Path,

@@ -12,19 +12,24 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from devstack import postgres
+from devstack import pg_owner, postgres
 
 
 def open_database(database_url: str | None, data_dir: Path) -> postgres.Server:
     """The command's Postgres; call `.stop()` when done (stops only an embedded one)."""
     if database_url:
         return postgres.connect_server(database_url)
-    return postgres.start_embedded(data_dir / "postgres")
+    pgdata = data_dir / "postgres"
+    owner = pg_owner.claim(pgdata)  # a Postgres left running by a killed run: say so, own it
+    if owner.note:
+        print(f"recsys-exp: {owner.note}", file=sys.stderr, flush=True)
+    return postgres.start_embedded(pgdata)
 
 
 @contextmanager

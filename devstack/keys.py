@@ -14,7 +14,9 @@ are the CLI's own tokens, byte for byte.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ DEFAULT_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 LEGACY_ISSUER = "supabase-demo"
 LEGACY_EXPIRY = 1983812996  # 2032-11-11, the expiry the CLI's demo tokens carry
 MIN_JWT_SECRET_LENGTH = 32  # Supabase refuses shorter JWT secrets
+MIN_SECRET_KEY_LENGTH = 32  # a guessable secret key is an admin password anyone can try
 
 
 class InvalidKeys(ValueError):
@@ -50,11 +53,22 @@ class LocalKeys:
             raise InvalidKeys(f"RECSYS_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
         if not self.publishable or not self.secret or self.publishable == self.secret:
             raise InvalidKeys("RECSYS_PUBLISHABLE_KEY and RECSYS_SECRET_KEY must be set and differ")
+        if len(self.secret) < MIN_SECRET_KEY_LENGTH:
+            raise InvalidKeys(
+                f"RECSYS_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters "
+                "(e.g. sb_secret_ followed by the output of `openssl rand -hex 24`)"
+            )
         object.__setattr__(self, "anon_jwt", self.legacy_jwt("anon"))
         object.__setattr__(self, "service_role_jwt", self.legacy_jwt("service_role"))
 
     def __repr__(self) -> str:
         return "LocalKeys(<local development keys>)"
+
+    def public_defaults(self) -> list[str]:
+        """The variables still at their published default, whose value anyone knows."""
+        defaults = [("RECSYS_SECRET_KEY", self.secret, DEFAULT_SECRET_KEY)]
+        defaults.append(("RECSYS_JWT_SECRET", self.jwt_secret, DEFAULT_JWT_SECRET))
+        return [name for name, value, default in defaults if value == default]
 
     def legacy_jwt(self, role: str) -> str:
         """The CLI's legacy API-key JWT for `role` (claim order matters for byte equality)."""
@@ -85,3 +99,34 @@ def from_env(environ: Mapping[str, str] | None = None) -> LocalKeys:
         secret=env.get("RECSYS_SECRET_KEY") or DEFAULT_SECRET_KEY,
         jwt_secret=env.get("RECSYS_JWT_SECRET") or DEFAULT_JWT_SECRET,
     )
+
+
+def check_exposure(host: str, keys: LocalKeys) -> None:
+    """Refuse to listen beyond loopback while the secret key or the JWT
+    secret is the published default: anyone who can reach the port could
+    act as service_role. Raises InvalidKeys with a one-line reason."""
+    defaults = keys.public_defaults()
+    if not defaults or is_loopback(host):
+        return
+    raise InvalidKeys(
+        f"refusing to listen on {host or 'every interface'} with the public default "
+        f"{' and '.join(defaults)} (anyone who can reach the port would be an admin); "
+        f"set {' and '.join(defaults)} to your own values of at least 32 characters, "
+        "or keep --host 127.0.0.1"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is reachable only from this machine."""
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in found)

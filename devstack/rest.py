@@ -20,8 +20,9 @@ What it implements, following PostgREST's documented behaviour:
   `request.path`, `request.headers` and `request.cookies` set locally,
   committed on success and rolled back on any error.
 - Errors: `{"code", "message", "details", "hint"}` with PostgREST's
-  SQLSTATE → HTTP table (devstack/rest_errors.py); 503 PGRST000/PGRST001
-  when the database is unreachable, 413 past 1 MiB, never a traceback.
+  SQLSTATE → HTTP table (devstack/rest_errors.py); 503 PGRST000 at once
+  while the database is unreachable (devstack/db_monitor.py watches it and
+  swaps the connection pool), 413 past 1 MiB, never a traceback.
 - It logs in as `authenticator` (LOGIN NOINHERIT, like PostgREST) and falls
   back to the URL's own user, with a warning, only where authenticator
   cannot log in (e.g. a server that wants a password it does not have).
@@ -37,6 +38,7 @@ variants (single object, CSV), `Accept-Profile` schemas other than public,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -45,7 +47,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -53,6 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devstack.db_monitor import DatabaseMonitor, quiet_pool_logs
 from devstack.keys import LocalKeys
 from devstack.rest_auth import Caller, authenticate
 from devstack.rest_catalog import Call, Catalog
@@ -104,6 +107,9 @@ class RestApi:
         self.login_role: str | None = None  # who the pool logs in as, once started
         self._conninfo = ""
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.monitor = DatabaseMonitor("")  # its conninfo is set by running()
+        self.monitor.on_change(self._database_changed)
         self.app = Starlette(
             routes=[
                 Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
@@ -123,9 +129,31 @@ class RestApi:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Open the pool (without waiting for the database), close it after."""
+        """Watch the database (devstack.db_monitor) and keep a connection pool
+        open while it answers; close everything after."""
         self._conninfo, self.login_role = await login_conninfo(self.database_url)
-        self._pool = AsyncConnectionPool(
+        self.monitor.conninfo = self._conninfo
+        quiet_pool_logs()
+        try:
+            async with self.monitor.watching():
+                yield
+        finally:
+            await self._close_pool()
+            await asyncio.gather(*self._closing)
+
+    async def _database_changed(self, up: bool) -> None:
+        """Up: a fresh pool (no reconnect back-off to sit out). Down: drop the
+        pool, so requests, and any waiting for a connection, answer 503 now."""
+        if up:
+            if self._pool is None:
+                pool = self._new_pool()
+                await pool.open(wait=False)
+                self._pool = pool
+        else:
+            await self._close_pool()
+
+    def _new_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        return AsyncConnectionPool(
             self._conninfo,
             min_size=1,
             max_size=self.pool_size,
@@ -134,21 +162,14 @@ class RestApi:
             name="recsys-exp-rest",
             kwargs={"autocommit": True, "application_name": "recsys-exp rest"},
         )
-        await self._pool.open(wait=False)
-        try:
-            yield
-        finally:
-            pool, self._pool = self._pool, None
-            await pool.close()
 
-    async def ping(self) -> bool:
-        """Whether the database answers right now (for /health)."""
-        try:
-            async with self._connection() as conn:
-                await conn.execute("select 1")
-        except RestError:
-            return False
-        return True
+    async def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # In the background: closing waits for the pool's workers.
+            task = asyncio.create_task(pool.close(timeout=2))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _rpc(self, request: Request) -> Response:
         try:
@@ -225,15 +246,32 @@ class RestApi:
     @asynccontextmanager
     async def _connection(self, caller: Caller | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; database errors leave as PostgREST-shaped errors."""
-        if self._pool is None:
-            raise RestError(503, "PGRST000", "The RPC endpoint is not running.")
+        pool = self._pool
+        if pool is None:
+            raise self._database_down()
         try:
-            async with self._pool.connection() as conn:
+            async with pool.connection() as conn:
                 yield conn
-        except PoolTimeout:
+        except (PoolTimeout, PoolClosed):
+            if pool is not self._pool:  # the monitor closed it: the database went down
+                raise self._database_down() from None
             raise await self._unavailable() from None
+        except psycopg.OperationalError as exc:
+            self.monitor.poke()  # likely the database going away: look now
+            raise from_database(exc, caller is not None and caller.authenticated) from None
         except psycopg.Error as exc:
             raise from_database(exc, caller is not None and caller.authenticated) from None
+
+    def _database_down(self) -> RestError:
+        state = self.monitor.state
+        details = state.reason if not state.up else "the connection pool was reset; retry"
+        return RestError(
+            503,
+            "PGRST000",
+            "Database connection error. Retrying the connection.",
+            details=details,
+            headers={"Retry-After": "1"},
+        )
 
     async def _unavailable(self) -> RestError:
         """Tell "the database is down" (503) from "the pool is busy" (504)."""

@@ -141,3 +141,12 @@ def from_database(exc: psycopg.Error, authenticated: bool) -> RestError:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def request_timeout_body(scope: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+    """The local stack's 408 for a stalled body (shared.body_timeout): PostgREST's
+    shape under /rest/, the functions' shape elsewhere."""
+    message = f"The request body did not arrive within {timeout:g} s."
+    if str(scope.get("path", "")).startswith("/rest/"):
+        return {"code": None, "details": None, "hint": "Send the whole body promptly.", "message": message}
+    return {"error": {"code": "request_timeout", "message": message}}

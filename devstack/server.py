@@ -7,7 +7,7 @@ project's API URL:
     /auth/v1/...            the Supabase Auth stand-in (devstack.auth): sign-in,
                             refresh, user, logout, and the JWKS the functions verify with
     /dashboard/             the admin dashboard (served by functions.app too)
-    /                       an index of these URLs;  /health  database check
+    /                       an index of these URLs;  /health  which part is down (db_monitor)
 
 `build_app()` is that whole ASGI app for a database URL, keys and public
 base URL (tests serve it in-process or with uvicorn); `run()` is the command:
@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -32,23 +32,26 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
-from devstack import admins, migrate, postgres
+from devstack import admins, cli_args, migrate, pg_owner, postgres
 from devstack import keys as local_keys
 from devstack.auth import AuthApi
 from devstack.auth_keys import SigningKey
 from devstack.database import open_database
 from devstack.rest import RestApi
-from devstack.rest_errors import json_response
+from devstack.rest_errors import json_response, request_timeout_body
 from functions.app import create_app as create_functions_app
 from functions.registry import FUNCTIONS
+from shared.body_timeout import BodyTimeoutMiddleware, timeout_from_env
 from shared.client import create_client
-from shared.config import Settings
+from shared.config import ConfigError, Settings
+from shared.header_timeout import protocol as head_timeout_protocol
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -62,6 +65,7 @@ def build_app(
     pool_size: int = 10,
     acquire_timeout: float = 5.0,
     signing_key: SigningKey | None = None,
+    body_timeout: float | None = None,
 ) -> Starlette:
     """The local stack as one ASGI app.
 
@@ -71,6 +75,8 @@ def build_app(
     (httpx.ASGITransport), for tests that need no socket. The RestApi is
     at `app.state.rest`, the Auth stand-in at `app.state.auth`; without a
     `signing_key` a new one is made for this app.
+    `body_timeout` (default: RECSYS_BODY_TIMEOUT, else 10 s) bounds how long a
+    request body may take to arrive (408 after).
     """
     public_url = public_url.rstrip("/")
     rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
@@ -81,14 +87,15 @@ def build_app(
         assert app is not None  # only called once the app serves requests
         return app
 
-    functions = _functions_app(keys, public_url, this_app if loopback else None)
+    body_timeout = timeout_from_env() if body_timeout is None else body_timeout
+    functions = _functions_app(keys, public_url, this_app if loopback else None, body_timeout)
 
     async def index(request: Request) -> Response:
         return json_response(_index(public_url))
 
     async def health(request: Request) -> Response:
-        up = await rest.ping()
-        return json_response({"status": "ok" if up else "database unavailable"}, 200 if up else 503)
+        state = rest.monitor.state  # kept current by devstack.db_monitor: no wait here
+        return json_response(state.health(), 200 if state.up else 503)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return json_response(
@@ -115,6 +122,7 @@ def build_app(
             Route("/dashboard{path:path}", functions),
         ],
         exception_handlers={404: not_found},
+        middleware=[Middleware(BodyTimeoutMiddleware, timeout=body_timeout, error_body=request_timeout_body)],
         lifespan=lifespan,
     )
     app.state.rest = rest
@@ -123,7 +131,10 @@ def build_app(
 
 
 def _functions_app(
-    keys: local_keys.LocalKeys, public_url: str, loopback: Callable[[], ASGIApp] | None
+    keys: local_keys.LocalKeys,
+    public_url: str,
+    loopback: Callable[[], ASGIApp] | None,
+    body_timeout: float,
 ) -> Starlette:
     settings = Settings(
         supabase_url=public_url,
@@ -134,12 +145,14 @@ def _functions_app(
         jwt_secret=keys.jwt_secret,
     )
     if loopback is None:
-        return create_functions_app(settings)
+        return create_functions_app(settings, body_timeout=body_timeout)
 
     async def in_process_client(s: Settings) -> AsyncClient:
         return await create_client(s, transport=httpx.ASGITransport(app=loopback()))
 
-    return create_functions_app(settings, in_process_client, lambda: httpx.ASGITransport(app=loopback()))
+    return create_functions_app(
+        settings, in_process_client, lambda: httpx.ASGITransport(app=loopback()), body_timeout=body_timeout
+    )
 
 
 def _index(base: str) -> dict[str, Any]:
@@ -159,10 +172,13 @@ def run(args: argparse.Namespace) -> int:
     """`recsys-exp dev`; returns the exit status."""
     try:
         keys = local_keys.from_env()
+        local_keys.check_exposure(args.host, keys)
+        timeout_from_env()  # an unusable RECSYS_BODY_TIMEOUT fails before anything starts
         sock = listen(args.host, args.port)
-    except (local_keys.InvalidKeys, OSError) as exc:
-        print(f"recsys-exp: {exc}", file=sys.stderr)
-        return 1
+    except (local_keys.InvalidKeys, ConfigError, OSError) as exc:
+        return cli_args.fail(exc)
+    # Our own log lines (e.g. the database going down) look like uvicorn's.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
     with sock, _signals_unwind():
         server = open_database(args.database_url, args.data_dir)
         try:
@@ -215,7 +231,10 @@ def banner(
 ) -> str:
     migrations = f"applied {len(applied)} migration(s)" if applied else "migrations up to date"
     stop = "the server"
-    if server.embedded is not None:
+    shared_with = pg_owner.others_using(args.data_dir / "postgres") if server.embedded else ()
+    if server.embedded is not None and shared_with:
+        stop += f" (Postgres keeps running for process {', '.join(map(str, shared_with))})"
+    elif server.embedded is not None:
         stop += f", then Postgres (its data stays in {args.data_dir / 'postgres'})"
     return "\n".join(
         [
@@ -257,7 +276,10 @@ def serve(app: ASGIApp, sock: socket.socket) -> bool:
     """Run uvicorn on the bound socket until a stop signal; False if it
     never started (e.g. the app's startup failed)."""
     host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info"))
+    # Request heads get the same read timeout as bodies (shared.header_timeout).
+    http = head_timeout_protocol(timeout_from_env())
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", http=http)
+    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on Ctrl-C / SIGTERM, then hands the signal back.
     with suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))

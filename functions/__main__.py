@@ -9,18 +9,25 @@ import sys
 
 import uvicorn
 
+from shared.body_timeout import timeout_from_env
 from shared.config import ConfigError, Settings
+from shared.header_timeout import protocol as head_timeout_protocol
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         Settings.from_env()
+        read_timeout = timeout_from_env()
     except ConfigError as exc:
         sys.exit(f"functions: {exc}")
     host = os.environ.get("HOST", "0.0.0.0")
-    port = int(os.environ.get("PORT", "8000"))
-    uvicorn.run("functions.app:app", host=host, port=port)
+    raw_port = os.environ.get("PORT", "8000")
+    if not (raw_port.isascii() and raw_port.isdigit() and int(raw_port) <= 65535):
+        sys.exit(f"functions: PORT must be a TCP port number (0-65535), got {raw_port!r}")
+    port = int(raw_port)
+    # Request heads get the same read timeout as bodies (shared.header_timeout).
+    uvicorn.run("functions.app:app", host=host, port=port, http=head_timeout_protocol(read_timeout))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from functions import dashboard
 from functions.openapi import openapi_document
 from functions.registry import FUNCTIONS
 from functions.runner import refuse_caller, run
+from shared.body_timeout import BodyTimeoutMiddleware
 from shared.client import ClientFactory, Runtime, TransportFactory
 from shared.config import ConfigError, Settings
 from shared.errors import ApiError, internal_error
@@ -39,8 +41,11 @@ def create_app(
     settings: Settings | None = None,
     client_factory: ClientFactory | None = None,
     auth_transport: TransportFactory | None = None,
+    *,
+    body_timeout: float | None = None,
 ) -> Starlette:
-    """The functions app. ``settings=None`` reads the env at startup / first request."""
+    """The functions app. ``settings=None`` reads the env at startup / first request;
+    ``body_timeout=None`` reads RECSYS_BODY_TIMEOUT (shared.body_timeout)."""
     runtime = Runtime(settings, client_factory, auth_transport)
     document = openapi_document(FUNCTIONS)
 
@@ -81,6 +86,7 @@ def create_app(
             *dashboard.routes(runtime),
         ],
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
+        middleware=[Middleware(BodyTimeoutMiddleware, timeout=body_timeout)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

@@ -76,7 +76,10 @@ def from_postgrest_error(exc: APIError, fn: str) -> ApiError:
         return ApiError(status, code, exc.message or "The database refused the request.", _db_details(exc))
     unavailable = _unavailable(code, fn)
     if unavailable is not None:
-        log.warning("rpc %s failed upstream: %s %s", fn, code or "-", exc.message)
+        # A database outage answers every request 503: logging each one would
+        # bury the outage itself (the local stack logs one line per change).
+        level = logging.INFO if _transient(code) else logging.WARNING
+        log.log(level, "rpc %s failed upstream: %s %s", fn, code or "-", exc.message)
         return unavailable
     log.error("rpc %s failed with unmapped code %s: %s", fn, code, exc.message)
     return internal_error()
@@ -120,7 +123,7 @@ def _unavailable(code: str, fn: str) -> ApiError | None:
             "The functions service is misconfigured: PostgREST "
             "refused its key. Check SUPABASE_SECRET_KEYS / SUPABASE_SERVICE_ROLE_KEY.",
         )
-    if code in _TRANSIENT or code.startswith(_TRANSIENT_PREFIXES):
+    if _transient(code):
         return ApiError(503, code, "The database is temporarily unavailable; retry shortly.")
     if not code:
         # JSON without a code: an API gateway, not PostgREST (e.g. "Invalid API key").
@@ -138,6 +141,10 @@ def _unavailable(code: str, fn: str) -> ApiError | None:
             f"The database API answered HTTP {code} without a PostgREST error: retry, or check SUPABASE_URL.",
         )
     return None
+
+
+def _transient(code: str) -> bool:
+    return code in _TRANSIENT or code.startswith(_TRANSIENT_PREFIXES)
 
 
 def _db_details(exc: APIError) -> dict[str, str] | None:

@@ -9,8 +9,10 @@ view: what was made through them before is read through them after.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,7 +169,7 @@ async def test_database_outage_is_503_then_heals(dedicated: Dedicated) -> None:
                 assert "unavailable" in error["message"] or "retry" in error["message"], error
             health = await http.get("/health")
             assert health.status_code == 503
-            assert health.json() == {"status": "database unavailable"}
+            assert {"status": "degraded", "database": "down"}.items() <= health.json().items()
             direct = await http.post("/rest/v1/rpc/rec_list_experiments", json={})
             assert direct.status_code == 503 and "Traceback" not in direct.text
             assert direct.json()["code"] in ("PGRST000", "PGRST001", "57P01")
@@ -191,7 +193,7 @@ async def test_database_outage_is_503_then_heals(dedicated: Dedicated) -> None:
             assert created.status_code == 200, created.text  # the 503 create had written nothing
             assigned = await rpc(service, "rec_assign_variants", {"user_id": str(uuid.uuid4())})
             assert "swipe-blend" in assigned
-            assert (await http.get("/health")).json() == {"status": "ok"}
+            assert (await http.get("/health")).json() == {"status": "ok", "database": "up"}
 
 
 def test_stack_started_while_its_database_is_down_serves_once_it_is_up(dedicated: Dedicated) -> None:
@@ -211,3 +213,50 @@ def test_stack_started_while_its_database_is_down_serves_once_it_is_up(dedicated
             assert "swipe-blend" in {row["key"] for row in ok(stack.url, "admin-list-experiments", {})}
     finally:
         dedicated.power_on()
+
+
+LIST = "rec_list_experiments"
+POOL_TIMEOUT = 5.0  # build_app's default acquire timeout: what a request used to wait while down
+
+
+def test_outage_fails_fast_reports_itself_and_logs_one_line_per_change(
+    dedicated: Dedicated, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Postgres stopped under a running stack (default pool timeout): RPCs and
+    functions answer 503 before the pool timeout could even pass, /health
+    names the database, and each change is one log line without traceback."""
+    caplog.set_level(logging.INFO)
+    with serve_stack(dedicated.url) as stack:
+        assert httpx.get(f"{stack.url}/health").json() == {"status": "ok", "database": "up"}
+        dedicated.kill_switch()
+        try:
+            for _ in range(3):
+                started = time.monotonic()
+                rpc_down = httpx.post(f"{stack.url}/rest/v1/rpc/{LIST}", json={}, headers=SECRET)
+                rpc_took = time.monotonic() - started
+                assert rpc_down.status_code == 503 and rpc_down.json()["code"] in ("PGRST000", "57P01")
+                assert rpc_took < POOL_TIMEOUT, rpc_took
+                started = time.monotonic()
+                failure(post(stack.url, "admin-list-experiments", {}), 503)
+                assert time.monotonic() - started < POOL_TIMEOUT
+            poll(lambda: httpx.get(f"{stack.url}/health").status_code == 503, what="/health reporting it")
+            health = httpx.get(f"{stack.url}/health").json()
+            assert health["status"] == "degraded" and health["database"] == "down" and health["reason"]
+            down = httpx.post(f"{stack.url}/rest/v1/rpc/{LIST}", json={}, headers=SECRET)
+            assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        finally:
+            dedicated.power_on()
+        poll(lambda: httpx.get(f"{stack.url}/health").status_code == 200, what="/health back to 200")
+        assert ok(stack.url, "admin-list-experiments", {}) is not None
+    changes = [r for r in caplog.records if r.name == "devstack.database"]
+    assert [r.getMessage().split(" (")[0].split(" after")[0] for r in changes] == [
+        "database unreachable",
+        "database reachable again",
+    ], [r.getMessage() for r in changes]
+    assert all("\n" not in r.getMessage() and r.exc_info is None for r in changes)
+    noise = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith(("psycopg", "functions", "devstack.rest")) and r.levelno >= logging.WARNING
+    ]
+    assert noise == []  # per request or per reconnect attempt: the lines above say it all

@@ -11,15 +11,34 @@ from devstack import cli, migrate, postgres
 from devstack.platform import Regime
 
 
+def commands(p: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every leaf command, by its full name ("admin grant")."""
+    sub = next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None:
+        return {prefix.strip(): p}
+    found: dict[str, argparse.ArgumentParser] = {}
+    for name, child in sub.choices.items():
+        found.update(commands(child, f"{prefix} {name}"))
+    return found
+
+
 def test_every_command_resolves_to_its_run_function() -> None:
-    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
-    choices = dict(sub.choices)
-    assert set(choices) == {"migrate", "dev", "demo"}
-    for name, p in choices.items():
+    leaves = commands(cli.parser())
+    assert set(leaves) == {
+        "migrate",
+        "dev",
+        "demo",
+        "admin grant",
+        "admin revoke",
+        "admin list",
+        "admin add",
+    }
+    for name, p in leaves.items():
         target = p.get_default("run")
         module, _, function = target.partition(":")
         assert cli.command(target).__module__ == module, name
-        assert cli.command(target).__name__ == function == "run"
+        assert cli.command(target).__name__ == function, name
+        assert function.startswith("run"), name
 
 
 def test_regime_choices_are_the_platform_regimes() -> None:

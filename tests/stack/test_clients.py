@@ -4,6 +4,9 @@ and health pages, and a database that is not there."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -90,7 +93,7 @@ async def test_index_and_health(client: httpx.AsyncClient, stack: Stack) -> None
     assert index["rpc"] == f"{stack.url}/rest/v1/rpc/<function>"
     assert index["functions"]["admin-rotate-salt"] == f"{stack.url}/functions/v1/admin-rotate-salt"
     assert stack.keys.secret not in (await client.get("/")).text
-    assert (await client.get("/health")).json() == {"status": "ok"}
+    assert (await client.get("/health")).json() == {"status": "ok", "database": "up"}
     assert (await client.get("/nowhere")).status_code == 404
 
 
@@ -124,6 +127,7 @@ async def test_unreachable_database_is_503(stack: Stack) -> None:
     assert r.status_code == 503 and error(r)["code"] == "PGRST000"
     assert "Traceback" not in r.text
     assert health.status_code == 503
+    assert health.json()["database"] == "down" and health.json()["status"] == "degraded"
 
 
 async def test_login_falls_back_to_the_url_user_only_when_needed(
@@ -135,3 +139,32 @@ async def test_login_falls_back_to_the_url_user_only_when_needed(
     conninfo, role = await rest.login_conninfo(stack.db_url)
     assert conninfo == stack.db_url and role != "rec_no_such_login_role"
     assert "authenticator cannot log in" in caplog.text
+
+
+async def test_dropped_connections_are_a_reset_not_an_outage(
+    stack: Stack, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every connection of the stack terminated while the server stays up (as
+    after a quick restart): /health stays 200, one log line, fresh connections."""
+    caplog.set_level(logging.WARNING, logger="devstack.database")
+    backends = "select pid from pg_stat_activity where datname = current_database() and application_name = %s"
+    before = stack.sql(backends, ["recsys-exp health"])
+    assert len(before) == 1
+    stack.sql(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() "
+        "and application_name in ('recsys-exp health', 'recsys-exp rest')"
+    )
+    headers = key_headers(stack.keys.secret)
+
+    async def serving_again() -> bool:
+        assert (await client.get("/health")).status_code == 200  # never an outage
+        after = stack.sql(backends, ["recsys-exp health"])
+        r = await client.post("/rest/v1/rpc/rec_list_experiments", json={}, headers=headers)
+        return bool(after) and after != before and r.status_code == 200
+
+    deadline = time.monotonic() + 30
+    while not await serving_again():
+        assert time.monotonic() < deadline, "no fresh connections within 30 s"
+        await asyncio.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if r.name == "devstack.database"]
+    assert len(lines) == 1 and lines[0].startswith("database connection reset ("), lines

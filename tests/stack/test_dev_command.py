@@ -153,7 +153,7 @@ def test_dev_serves_survives_restart_and_refuses_a_busy_port(dev_dir: Path) -> N
         )
         assert busy.returncode == 1
         assert busy.stderr.strip() == (
-            f"recsys-exp: port {port} on 127.0.0.1 is already in use; pass --port to pick another"
+            f"recsys-exp: error: port {port} on 127.0.0.1 is already in use; pass --port to pick another"
         )
         assert not (dev_dir / "other").exists()  # refused before starting anything
     finally:
@@ -186,6 +186,6 @@ def test_dev_explains_a_broken_data_dir_in_one_line(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert run.stderr.strip() == (
-        f"recsys-exp: {tmp_path / 'postgres'} is not empty and is not a "
+        f"recsys-exp: error: {tmp_path / 'postgres'} is not empty and is not a "
         "Postgres data directory; choose another --data-dir or empty it"
     )
