@@ -20,7 +20,7 @@ from functions.app import create_app
 from shared import body_timeout, header_timeout
 from shared.config import ConfigError
 from tests.functions.conftest import SECRET_KEY, SETTINGS
-from tests.stack.conftest import _wait_until
+from tests.support.stack import poll
 
 TIMEOUT = 0.3  # seconds: the server's body timeout in these tests
 CLIENT_LIMIT = 20.0  # how long the client waits at most; far beyond TIMEOUT
@@ -34,7 +34,7 @@ def serving(app: ASGIApp, head_timeout: float = TIMEOUT) -> Iterator[tuple[str, 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    _wait_until(lambda: server.started or not thread.is_alive())
+    poll(lambda: server.started or not thread.is_alive(), what="uvicorn started")
     assert server.started
     try:
         yield sock.getsockname()[:2]

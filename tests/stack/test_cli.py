@@ -58,4 +58,4 @@ def test_migrate_command_applies_then_is_up_to_date(
 def test_unreachable_database_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["migrate", "--database-url", "postgresql://nobody@127.0.0.1:9/x"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("recsys-exp: cannot connect to") and err.count("\n") == 1
+    assert err.startswith("recsys-exp: error: cannot connect to") and err.count("\n") == 1
