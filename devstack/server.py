@@ -6,6 +6,7 @@ project's API URL:
                             supabase client calls back into /rest/v1 here
     /auth/v1/...            the Supabase Auth stand-in (devstack.auth): sign-in,
                             refresh, user, logout, and the JWKS the functions verify with
+    /dashboard/             the admin dashboard (served by functions.app too)
     /                       an index of these URLs;  /health  which part is down (db_monitor)
 
 `build_app()` is that whole ASGI app for a database URL, keys and public
@@ -118,6 +119,7 @@ def build_app(
             Route("/rest/v1/{path:path}", rest.app),
             Route("/functions/v1/{path:path}", functions),
             Route("/auth/v1/{path:path}", auth.app),
+            Route("/dashboard{path:path}", functions),
         ],
         exception_handlers={404: not_found},
         middleware=[Middleware(BodyTimeoutMiddleware, timeout=body_timeout, error_body=request_timeout_body)],
@@ -161,6 +163,7 @@ def _index(base: str) -> dict[str, Any]:
         "functions": {name: f"{base}/functions/v1/{name}" for name in FUNCTIONS},
         "functions_openapi": f"{base}/functions/v1/openapi.json",
         "auth": f"{base}/auth/v1 (token, user, logout, .well-known/jwks.json)",
+        "dashboard": f"{base}/dashboard/",
         "health": f"{base}/health",
     }
 
@@ -241,6 +244,7 @@ def banner(
             f"  API URL           {url}",
             f"  RPC               {url}/rest/v1/rpc/<function>",
             f"  Functions         {url}/functions/v1/<name>",
+            f"  Dashboard         {url}/dashboard/",
             f"  Database          {postgres.redact(server.url)}",
             "",
             "  Keys: LOCAL DEVELOPMENT ONLY (public defaults unless RECSYS_* are set)",

@@ -1,4 +1,5 @@
-"""The ASGI app: ``POST /functions/v1/<name>`` for each admin function.
+"""The ASGI app: ``POST /functions/v1/<name>`` for each admin function, and the
+admin dashboard at ``/dashboard/`` (functions.dashboard).
 
 ``uvicorn functions.app:app`` serves it with settings from the environment;
 a host that wants its own settings or client calls ``create_app``.
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions import dashboard
 from functions.openapi import openapi_document
 from functions.registry import FUNCTIONS
 from functions.runner import refuse_caller, run
@@ -81,6 +83,7 @@ def create_app(
         routes=[
             Route("/functions/v1/openapi.json", openapi_endpoint, methods=_METHODS),
             Route("/functions/v1/{name}", function_endpoint, methods=_METHODS),
+            *dashboard.routes(runtime),
         ],
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
         middleware=[Middleware(BodyTimeoutMiddleware, timeout=body_timeout)],
