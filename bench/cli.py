@@ -1,4 +1,4 @@
-"""`python -m bench [all|assign|assign_many|metrics|results] [options]`."""
+"""`python -m bench [all|assign|assign_many|metrics|results|rollups] [options]`."""
 
 from __future__ import annotations
 

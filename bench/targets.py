@@ -288,9 +288,21 @@ select i.user_id, count(*) as impressions
 RESULTS_CANDIDATE = "select public.rec_experiment_results_stats(%(key)s, %(from)s, %(to)s)"
 
 
-def bench_results(db: BenchDatabase) -> Result:
+def bench_results(db: BenchDatabase) -> list[Result]:
+    """Twice: live over raw impressions (no refresh has run: a deployment
+    without the rollup job), then once the 30 days are rolled up (what
+    `recsys-exp dev` and the pg_cron recipe give)."""
     db.ensure_results()
+    live = _time_results(db, rolled_up=False)
+    with db.connect() as conn:
+        last = fixtures.RESULTS_FIRST_DAY + dt.timedelta(days=fixtures.RESULTS_DAYS - 1)
+        conn.execute("select public.rec_refresh_daily_rollups(%s)", [last])
+    return [live, _time_results(db, rolled_up=True)]
+
+
+def _time_results(db: BenchDatabase, *, rolled_up: bool) -> Result:
     cfg = db.cfg
+    label = "rolled up" if rolled_up else "live"
     first = fixtures.RESULTS_FIRST_DAY
     last = first + dt.timedelta(days=fixtures.RESULTS_DAYS - 1)
     params = {"key": fixtures.RESULTS_KEY, "from": first, "to": last}
@@ -320,14 +332,14 @@ def bench_results(db: BenchDatabase) -> Result:
 
         def show(r: int, a: float, b: float) -> None:
             progress(
-                f"   results round {r}/{cfg.query_rounds}: baseline {a:,.0f} ms, "
+                f"   results ({label}) round {r}/{cfg.query_rounds}: baseline {a:,.0f} ms, "
                 f"candidate {b:,.0f} ms, ratio {b / a:.2f}"
             )
 
         a, b = alternate(baseline, candidate, cfg.query_rounds, show)
     return Result(
-        name="results",
-        title=f"rec_experiment_results_stats over {fixtures.RESULTS_DAYS} days vs one-pass "
+        name="results_rolled_up" if rolled_up else "results_live",
+        title=f"rec_experiment_results_stats ({label}) over {fixtures.RESULTS_DAYS} days vs one-pass "
         "count(*) group by user_id",
         baseline_label="select user_id, count(*) ... where day between $1 and $2 group by user_id",
         candidate_label="select rec_experiment_results_stats($1, $2, $3)",
