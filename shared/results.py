@@ -244,6 +244,12 @@ def warnings(answer: Mapping[str, Any]) -> list[str]:
             f"but the weights expect {expected}. Do not trust these results until you find why "
             "(assignment bypassed, users dropped by variant, tags rewritten); see README."
         )
+    if health["assigned_users"] == 0 and health["exposed_users"] == 0:
+        out.append(
+            f"No user is assigned to this experiment or exposed in {answer['from_day']} .. "
+            f"{answer['to_day']} yet: there is nothing to analyse. Is it active, and does the "
+            "recommender call rec_assign_variants? See README."
+        )
     if health["assigned_users"] > 0 and health["exposed_users"] == 0:
         out.append(
             f"{health['assigned_users']} users are assigned but none has a tagged impression in "

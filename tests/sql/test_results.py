@@ -239,6 +239,14 @@ def test_nulls_never_nan_when_nothing_can_be_computed(db: psycopg.Connection) ->
     assert any("Too few analysed users" in w for w in answer["warnings"])
 
 
+def test_an_experiment_nobody_reached_says_so(db: psycopg.Connection) -> None:
+    create_experiment(db, KEY, VARIANTS)
+    answer = results_report.fetch(db, KEY)
+    assert answer["health"]["assigned_users"] == answer["health"]["exposed_users"] == 0
+    assert len(answer["warnings"]) == 1 and "nothing to analyse" in answer["warnings"][0]
+    assert all(m["value"] is None for m in answer["metrics"])
+
+
 def test_assigned_but_untagged_is_a_warning(db: psycopg.Connection) -> None:
     create_experiment(db, KEY, VARIANTS)
     assign(db, C1, "control")
