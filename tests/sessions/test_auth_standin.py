@@ -91,3 +91,33 @@ async def test_user_endpoint_accepts_hs256_with_the_jwt_secret(
     refused = await http.get("/auth/v1/user", headers=headers)
     assert refused.status_code == 403 and refused.json()["error_code"] == "bad_jwt"
     assert forged not in refused.text
+
+
+HOSTILE_TOKEN_REQUESTS = [
+    ("grant_type=password", b"{not json"),
+    ("grant_type=password", b"[]"),
+    ("grant_type=password", b'{"email": 5, "password": ["x"]}'),
+    ("grant_type=password", b'{"email": "a@b.c"}'),
+    ("grant_type=magic", b'{"email": "a@b.c", "password": "x"}'),
+    ("", b'{"email": "a@b.c", "password": "x"}'),
+    ("grant_type=refresh_token", b'{"refresh_token": "forged"}'),
+    ("grant_type=refresh_token", b'{"refresh_token": null}'),
+    ("grant_type=password", b'{"email": "' + b"a" * 100_000 + b'@b.c", "password": "x"}'),
+]
+
+
+@pytest.mark.parametrize(("query", "body"), HOSTILE_TOKEN_REQUESTS)
+async def test_hostile_token_requests_get_a_clear_4xx_and_no_session(
+    query: str, body: bytes, http: httpx.AsyncClient, stack: Stack
+) -> None:
+    sessions_before = stack.sql("select count(*) from auth.sessions")
+    response = await http.post(
+        f"/auth/v1/token?{query}",
+        content=body,
+        headers={"apikey": stack.keys.publishable, "content-type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    answer = response.json()
+    assert answer.get("error_description") or answer.get("msg") or answer.get("message"), answer
+    assert "access_token" not in answer
+    assert stack.sql("select count(*) from auth.sessions") == sessions_before
