@@ -162,13 +162,18 @@ class AuthApi:
             return _invalid_grant("refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
         return _json(session)
 
-    async def _user(self, request: Request) -> Response:
+    async def _signed_in(self, request: Request) -> dict[str, Any] | Response:
+        """The caller's verified claims, or the answer to give instead (a
+        preflight, a missing project key, a bad token)."""
         if request.method == "OPTIONS":
             return _json("ok")
         refused = self._refuse_apikey(request)
         if refused:
             return refused
-        claims = await self._claims(request)
+        return await self._claims(request)
+
+    async def _user(self, request: Request) -> Response:
+        claims = await self._signed_in(request)
         if isinstance(claims, Response):
             return claims
         user = await self._db(lambda conn: users.find_by_id(conn, claims["sub"]))
@@ -177,12 +182,7 @@ class AuthApi:
         return _json(users.user_json(user))
 
     async def _logout(self, request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return _json("ok")
-        refused = self._refuse_apikey(request)
-        if refused:
-            return refused
-        claims = await self._claims(request)
+        claims = await self._signed_in(request)
         if isinstance(claims, Response):
             return claims
         scope = request.query_params.get("scope", "global")
