@@ -63,6 +63,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
     # The scheduler: aggregates finished days for metrics and results.
     Rpc("rec_refresh_daily_rollups", ("through_day",)),
+    # The same as a procedure committing day by day (CALL; pg_cron, recsys-exp dev).
+    Rpc("rec_refresh_daily_rollups_by_day", ("through_day", "rebuilt")),
 )
 
 

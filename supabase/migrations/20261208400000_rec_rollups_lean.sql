@@ -722,3 +722,24 @@ comment on function rec_internal.results_untagged_impressions(text, date, date) 
   'Impressions of assigned users, after their assignment and while the experiment ran, with no tag for it.';
 revoke all on function rec_internal.results_untagged_impressions(text, date, date)
   from public, anon, authenticated;
+
+-- --- Write path -----------------------------------------------------------------
+
+-- rec_impressions.id's default, inlinable: no SET clause (a SET makes every
+-- call a real function call, 3.1 vs 1.4 µs a row), every name qualified
+-- with pg_catalog instead, so the caller's search_path cannot change it.
+create or replace function rec_internal.uuid_v7() returns uuid
+language sql volatile parallel safe as $$
+  select pg_catalog.encode(
+           pg_catalog.set_bit(pg_catalog.set_bit(
+             pg_catalog.overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()),
+                                pg_catalog.substring(pg_catalog.int8send(pg_catalog.int8(
+                                  pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())
+                                  operator(pg_catalog.*) 1000)), 3),
+                                1, 6),
+             52, 1), 53, 1),
+           'hex')::pg_catalog.uuid
+$$;
+comment on function rec_internal.uuid_v7() is 'A time-ordered (version 7) uuid: default of rec_impressions.id.';
+revoke all on function rec_internal.uuid_v7() from public, anon, authenticated;
+grant execute on function rec_internal.uuid_v7() to service_role;
