@@ -107,7 +107,7 @@ create table rec_internal.rollup_user_totals (
   engaged_impressions bigint not null,
   outcomes bigint not null,
   primary key (arm_id, user_id)
-);
+) with (fillfactor = 50);  -- room on each page: a day's delta updates rows in place (HOT)
 
 -- Untagged impressions (results' health count) per experiment and clean day.
 create table rec_internal.rollup_untagged_day (
@@ -204,44 +204,33 @@ create trigger rec_experiments_rollup_lifetime after update on public.rec_experi
         or old.ended_at is distinct from new.ended_at)
   execute function rec_internal.experiment_lifetime_changed();
 
--- --- Building one day -----------------------------------------------------------
+-- --- Building days --------------------------------------------------------------
 
--- Replace every rollup row of one UTC day with its live aggregate: the small
--- tables are emptied for the day, then one statement reads the day's
--- impressions and outcomes once, writes every table and moves the per-user
--- totals by one delta (new rows minus the day's old ones).
-create or replace function rec_internal.rollup_day(d date) returns void
-language plpgsql volatile set search_path = '' set jit = off set work_mem = '64MB' as $$
+drop function rec_internal.rollup_day(date);
+
+-- Replace every rollup row of the given UTC days with their live aggregate:
+-- the small tables are emptied for the days, then one statement reads the
+-- days' impressions and outcomes once, writes every table and moves the
+-- per-user totals by one delta (new rows minus the days' old ones), so a
+-- rebuild from scratch touches each total once.
+create function rec_internal.rollup_days(ds date[]) returns void
+language plpgsql volatile set search_path = '' set jit = off set work_mem = '64MB'
+set plan_cache_mode = force_custom_plan as $$
 declare
   arms integer[] := array(select a.arm_id from rec_internal.rollup_arms a);
+  first_day constant date := (select min(x) from unnest(ds) x);
+  last_day constant date := (select max(x) from unnest(ds) x);
 begin
-  delete from rec_internal.rollup_variant_day v where v.day = d;
-  delete from rec_internal.rollup_variant_day_outcome v where v.day = d;
-  delete from rec_internal.rollup_user_day_outcome u where u.arm_id = any(arms) and u.day = d;
-  delete from rec_internal.rollup_untagged_day u where u.day = d;
+  delete from rec_internal.rollup_variant_day v where v.day = any(ds);
+  delete from rec_internal.rollup_variant_day_outcome v where v.day = any(ds);
+  delete from rec_internal.rollup_user_day_outcome u where u.arm_id = any(arms) and u.day = any(ds);
+  delete from rec_internal.rollup_untagged_day u where u.day = any(ds);
 
   with imp as materialized (
-    select i.id, i.user_id, i.created_at, i.request_context->'experiments' as tags
+    select i.id, i.user_id, i.created_at, (i.created_at at time zone 'UTC')::date as day,
+           i.request_context->'experiments' as tags
       from public.rec_impressions i
-     where (i.created_at at time zone 'UTC')::date = d
-  ), tagged as materialized (
-    select imp.id, imp.user_id, t.key, t.value
-      from imp cross join lateral jsonb_each_text(imp.tags) t
-     where t.value is not null
-  ), new_arms as (
-    insert into rec_internal.rollup_arms (experiment_key, variant)
-    select distinct t.key, t.value from tagged t
-     where not exists (select 1 from rec_internal.rollup_arms a
-                        where a.experiment_key = t.key and a.variant = t.value)
-    on conflict (experiment_key, variant) do nothing
-    returning arm_id, experiment_key, variant
-  ), all_arms as (
-    select a.arm_id, a.experiment_key, a.variant from rec_internal.rollup_arms a
-    union all
-    select n.arm_id, n.experiment_key, n.variant from new_arms n
-  ), tagged_arm as materialized (
-    select t.id, t.user_id, a.arm_id
-      from tagged t join all_arms a on a.experiment_key = t.key and a.variant = t.value
+     where (i.created_at at time zone 'UTC')::date = any(ds)
   ), per_outcome as materialized (
     -- per impression and outcome name
     select o.impression_id, o.outcome, count(*) as n, sum(o.value::numeric) as v
@@ -250,54 +239,83 @@ begin
      group by o.impression_id, o.outcome
   ), per_impression as (
     select p.impression_id, sum(p.n) as n from per_outcome p group by p.impression_id
+  ), user_tag as materialized (
+    -- outcomes joined per impression, then the tags expanded and grouped
+    -- at once: the strings are matched to arms per user, not per tag
+    select t.key, t.value, i.day, i.user_id, count(*) as impressions, count(p.n) as engaged,
+           coalesce(sum(p.n), 0) as outcomes
+      from imp i
+      left join per_impression p on p.impression_id = i.id
+     cross join lateral jsonb_each_text(i.tags) t
+     where t.value is not null
+     group by t.key, t.value, i.day, i.user_id
+  ), user_tag_outcome as materialized (
+    select t.key, t.value, i.day, i.user_id, i.outcome, count(*) as engaged, sum(i.n) as outcomes,
+           sum(i.v) as total
+      from (select p.outcome, p.n, p.v, i.day, i.user_id, i.tags
+              from per_outcome p join imp i on i.id = p.impression_id
+            offset 0) i  -- the few engaged impressions first, then their tags
+      cross join lateral jsonb_each_text(i.tags) t
+     where t.value is not null
+     group by t.key, t.value, i.day, i.user_id, i.outcome
+  ), new_arms as (
+    insert into rec_internal.rollup_arms (experiment_key, variant)
+    select k.key, k.value from (select distinct u.key, u.value from user_tag u) k
+     where not exists (select 1 from rec_internal.rollup_arms a
+                        where a.experiment_key = k.key and a.variant = k.value)
+    on conflict (experiment_key, variant) do nothing
+    returning arm_id, experiment_key, variant
+  ), all_arms as materialized (
+    select a.arm_id, a.experiment_key, a.variant from rec_internal.rollup_arms a
+    union all
+    select n.arm_id, n.experiment_key, n.variant from new_arms n
   ), user_day as materialized (
-    select t.arm_id, t.user_id, count(*) as impressions, count(p.n) as engaged, coalesce(sum(p.n), 0) as outcomes
-      from tagged_arm t left join per_impression p on p.impression_id = t.id
-     group by t.arm_id, t.user_id
+    select a.arm_id, u.day, u.user_id, u.impressions, u.engaged, u.outcomes
+      from user_tag u join all_arms a on a.experiment_key = u.key and a.variant = u.value
   ), user_day_outcome as materialized (
-    select t.arm_id, t.user_id, p.outcome, count(*) as engaged, sum(p.n) as outcomes, sum(p.v) as value
-      from per_outcome p join tagged_arm t on t.id = p.impression_id
-     group by t.arm_id, t.user_id, p.outcome
+    select a.arm_id, u.day, u.user_id, u.outcome, u.engaged, u.outcomes, u.total as value
+      from user_tag_outcome u join all_arms a on a.experiment_key = u.key and a.variant = u.value
   ), write_user_day as (
     -- arm by arm on disk, so a read of one arm touches its own pages
     insert into rec_internal.rollup_user_day
-    select u.arm_id, d, u.user_id, u.impressions, u.engaged, u.outcomes
-      from user_day u order by u.arm_id, u.user_id
+    select u.arm_id, u.day, u.user_id, u.impressions, u.engaged, u.outcomes
+      from user_day u order by u.day, u.arm_id, u.user_id
   ), write_user_day_outcome as (
     insert into rec_internal.rollup_user_day_outcome
-    select u.arm_id, d, u.user_id, u.outcome, u.engaged, u.outcomes, u.value
-      from user_day_outcome u order by u.arm_id, u.user_id
+    select u.arm_id, u.day, u.user_id, u.outcome, u.engaged, u.outcomes, u.value
+      from user_day_outcome u order by u.day, u.arm_id, u.user_id
   ), arm_value as (
-    select u.arm_id, sum(u.value) as value from user_day_outcome u group by u.arm_id
+    select u.arm_id, u.day, sum(u.value) as value from user_day_outcome u group by u.arm_id, u.day
   ), write_variant_day as (
     insert into rec_internal.rollup_variant_day
-    select u.arm_id, d, sum(u.impressions), count(*), sum(u.outcomes), sum(u.engaged),
+    select u.arm_id, u.day, sum(u.impressions), count(*), sum(u.outcomes), sum(u.engaged),
            coalesce(min(v.value), 0)::double precision
-      from user_day u left join arm_value v on v.arm_id = u.arm_id
-     group by u.arm_id
+      from user_day u left join arm_value v on v.arm_id = u.arm_id and v.day = u.day
+     group by u.arm_id, u.day
   ), write_variant_day_outcome as (
     insert into rec_internal.rollup_variant_day_outcome
-    select u.arm_id, d, u.outcome, sum(u.outcomes), sum(u.engaged), count(*), sum(u.value)::double precision
+    select u.arm_id, u.day, u.outcome, sum(u.outcomes), sum(u.engaged), count(*),
+           sum(u.value)::double precision
       from user_day_outcome u
-     group by u.arm_id, u.outcome
+     group by u.arm_id, u.day, u.outcome
   ), alive as (
     select e.id, e.key, e.started_at, e.ended_at
       from public.rec_experiments e
-     where e.started_at < ((d + 1)::timestamp at time zone 'UTC')
-       and (e.ended_at is null or e.ended_at > (d::timestamp at time zone 'UTC'))
+     where e.started_at < ((last_day + 1)::timestamp at time zone 'UTC')
+       and (e.ended_at is null or e.ended_at > (first_day::timestamp at time zone 'UTC'))
   ), write_untagged as (
     insert into rec_internal.rollup_untagged_day
-    select x.id, d, count(*)
+    select x.id, i.day, count(*)
       from imp i
      cross join alive x
       join public.rec_user_experiment_assignments a on a.experiment_id = x.id and a.user_id = i.user_id
      where (i.tags->>x.key) is null
        and i.created_at >= x.started_at and i.created_at >= a.assigned_at
        and (x.ended_at is null or i.created_at < x.ended_at)
-     group by x.id
+     group by x.id, i.day
   ), old_user_day as (
     delete from rec_internal.rollup_user_day u
-     where u.arm_id = any(arms) and u.day = d
+     where u.arm_id = any(arms) and u.day = any(ds)
     returning u.arm_id, u.user_id, u.impressions, u.engaged_impressions, u.outcomes
   ), delta as (
     select c.arm_id, c.user_id, sum(c.impressions) as impressions, sum(c.engaged) as engaged,
@@ -316,14 +334,14 @@ begin
         engaged_impressions = t.engaged_impressions + excluded.engaged_impressions,
         outcomes = t.outcomes + excluded.outcomes;
 
-  insert into rec_internal.rollup_days (day) values (d) on conflict (day) do nothing;
+  insert into rec_internal.rollup_days (day) select distinct x from unnest(ds) x on conflict (day) do nothing;
 end
 $$;
-revoke all on function rec_internal.rollup_day(date) from public, anon, authenticated;
+revoke all on function rec_internal.rollup_days(date[]) from public, anon, authenticated;
 
--- Rebuild every dirty day up to through_day in this one transaction (see
--- 20261129120000 for the locks). rec_refresh_daily_rollups_by_day commits
--- after each day instead.
+-- Rebuild every dirty day up to through_day in this one transaction, in one
+-- pass (see 20261129120000 for the locks). rec_refresh_daily_rollups_by_day
+-- commits after each day instead.
 create or replace function public.rec_refresh_daily_rollups(through_day date default current_date - 1)
 returns integer
 language plpgsql volatile security definer
@@ -333,7 +351,7 @@ set work_mem = '64MB'
 as $$
 declare
   d date;
-  rebuilt integer := 0;
+  days date[] := '{}';
 begin
   perform pg_catalog.pg_advisory_xact_lock(7171, 0);
   for d in select dd.day from rec_internal.rollup_dirty_days dd
@@ -342,10 +360,12 @@ begin
     -- Still dirty now that the lock is ours? (Another run may have committed it.)
     delete from rec_internal.rollup_dirty_days dd where dd.day = d;
     continue when not found;
-    perform rec_internal.rollup_day(d);
-    rebuilt := rebuilt + 1;
+    days := days || d;
   end loop;
-  return rebuilt;
+  if cardinality(days) > 0 then
+    perform rec_internal.rollup_days(days);  -- all of them in one pass
+  end if;
+  return cardinality(days);
 end
 $$;
 comment on function public.rec_refresh_daily_rollups(date) is
