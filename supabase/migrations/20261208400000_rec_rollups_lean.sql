@@ -213,9 +213,12 @@ drop function rec_internal.rollup_day(date);
 -- days' impressions and outcomes once, writes every table and moves the
 -- per-user totals by one delta (new rows minus the days' old ones), so a
 -- rebuild from scratch touches each total once.
+-- The planner's row counts for jsonb_each_text are guesses (100 a row), so
+-- it would sort millions of text keys (slow, collation-aware) to group
+-- them: hash aggregates and hash joins only (they spill if they must).
 create function rec_internal.rollup_days(ds date[]) returns void
 language plpgsql volatile set search_path = '' set jit = off set work_mem = '64MB'
-set plan_cache_mode = force_custom_plan as $$
+set plan_cache_mode = force_custom_plan set enable_sort = off set enable_mergejoin = off as $$
 declare
   arms integer[] := array(select a.arm_id from rec_internal.rollup_arms a);
   first_day constant date := (select min(x) from unnest(ds) x);
@@ -234,8 +237,7 @@ begin
   ), per_outcome as materialized (
     -- per impression and outcome name
     select o.impression_id, o.outcome, count(*) as n, sum(o.value::numeric) as v
-      from public.rec_outcomes o
-     where o.impression_id in (select imp.id from imp)
+      from imp join public.rec_outcomes o on o.impression_id = imp.id
      group by o.impression_id, o.outcome
   ), per_impression as (
     select p.impression_id, sum(p.n) as n from per_outcome p group by p.impression_id
