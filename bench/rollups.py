@@ -222,7 +222,8 @@ def measure_reads(conn: psycopg.Connection, rounds: int, warmup: int, size: str)
     for r in range(rounds):
         for name, run in runs.items():
             times[name].append(run())
-        progress(f"   {size} round {r + 1}/{rounds}: " + ", ".join(f"{n} {t[-1]:,.1f}" for n, t in times.items()))
+        done = ", ".join(f"{n} {t[-1]:,.1f}" for n, t in times.items())
+        progress(f"   {size} round {r + 1}/{rounds}: {done} ms")
     return times
 
 
@@ -253,7 +254,7 @@ def measure_refresh(conn: psycopg.Connection, rounds: int) -> dict[str, tuple[li
     refresh_sql = "select public.rec_refresh_daily_rollups(%s)"
 
     def show(what: str) -> Callable[[int, float, float], None]:
-        return lambda r, a, b: progress(f"   refresh {what} round {r}: group by {a:,.0f} ms, refresh {b:,.0f} ms")
+        return lambda r, a, b: progress(f"   refresh {what} {r}: group by {a:,.0f}, refresh {b:,.0f} ms")
 
     one = alternate(
         lambda: in_rollback(conn, None, CTAS_DAY, day),
@@ -270,17 +271,16 @@ def measure_refresh(conn: psycopg.Connection, rounds: int) -> dict[str, tuple[li
     return {"one": one, "scratch": scratch}
 
 
+def relation_bytes(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute("select pg_total_relation_size(%s::regclass)", [name]).fetchone()
+    return int(row[0]) if row else 0
+
+
 def sizes(conn: psycopg.Connection) -> tuple[int, int, str]:
-    rollup = sum(
-        int(conn.execute("select pg_total_relation_size(%s)", [f"rec_internal.{t}"]).fetchone()[0])  # type: ignore[index]
-        for t in ROLLUP_TABLES
-    )
-    raw = int(conn.execute("select pg_total_relation_size('public.rec_impressions')").fetchone()[0])  # type: ignore[index]
-    detail = ", ".join(
-        f"{t} {int(conn.execute('select pg_total_relation_size(%s)', [f'rec_internal.{t}']).fetchone()[0]) / 2**20:.1f}"  # type: ignore[index]
-        for t in ROLLUP_TABLES
-    )
-    return rollup, raw, f"MiB with indexes: rec_impressions {raw / 2**20:.1f}; {detail}"
+    each = {t: relation_bytes(conn, f"rec_internal.{t}") for t in ROLLUP_TABLES}
+    raw = relation_bytes(conn, "public.rec_impressions")
+    detail = ", ".join(f"{t} {b / 2**20:.1f}" for t, b in each.items())
+    return sum(each.values()), raw, f"MiB with indexes: rec_impressions {raw / 2**20:.1f}; {detail}"
 
 
 def add_today(conn: psycopg.Connection, count: int, users: int, batch: int) -> None:
@@ -331,7 +331,8 @@ def bench_rollups(url: str, query_rounds: int, warmup: int) -> list[Result]:
         check_same(conn)
         rollup_bytes, raw_bytes, size_note = sizes(conn)
         inserts = measure_insert(conn, n.users, query_rounds)
-    return reports(n, at_small, at_large, results, full_day, refreshes, (rollup_bytes, raw_bytes, size_note), inserts)
+    size = (rollup_bytes, raw_bytes, size_note)
+    return reports(n, at_small, at_large, results, full_day, refreshes, size, inserts)
 
 
 def measure_full_day(conn: psycopg.Connection, rounds: int, warmup: int) -> tuple[list[float], list[float]]:
@@ -348,7 +349,7 @@ def measure_full_day(conn: psycopg.Connection, rounds: int, warmup: int) -> tupl
         lambda: clean() + today(),
         chart,
         rounds,
-        lambda r, a, b: progress(f"   full day today round {r}: clean + live day {a:,.0f} ms, chart {b:,.0f} ms"),
+        lambda r, a, b: progress(f"   full day today {r}: clean + live day {a:,.0f}, chart {b:,.0f} ms"),
     )
 
 
@@ -396,7 +397,7 @@ def reports(
     out = [
         Result(
             name=f"rollups_{name}_today_dirty",
-            title=f"30-day {name} with {TODAY_ROWS:,} impressions today (dirty), at {n.large:,} vs {n.small:,}",
+            title=f"30-day {name}, {TODAY_ROWS:,} impressions today (dirty), at {n.large:,} vs {n.small:,}",
             baseline_label=f"at {n.small:,}",
             candidate_label=f"at {n.large:,}",
             baseline=at_small[name],
@@ -459,7 +460,7 @@ def reports(
         ),
         Result(
             name="rollups_size",
-            title="rollup tables with their indexes vs rec_impressions with its indexes, after 5 incremental rounds",
+            title="rollup tables + indexes vs rec_impressions + indexes, after 5 incremental rounds",
             baseline_label="rec_impressions",
             candidate_label="rec_internal.rollup_*",
             baseline=[raw_bytes / 2**20],

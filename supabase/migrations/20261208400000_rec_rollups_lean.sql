@@ -236,9 +236,12 @@ begin
      where (i.created_at at time zone 'UTC')::date = any(ds)
   ), per_outcome as materialized (
     -- per impression and outcome name
-    select o.impression_id, o.outcome, count(*) as n, sum(o.value::numeric) as v
-      from imp join public.rec_outcomes o on o.impression_id = imp.id
-     group by o.impression_id, o.outcome
+    -- probed per impression through rec_outcomes_impression_idx: a day's
+    -- cost, never a hash of every outcome ever written
+    select imp.id as impression_id, o.outcome, count(*) as n, sum(o.value::numeric) as v
+      from imp cross join lateral (select x.outcome, x.value from public.rec_outcomes x
+                                    where x.impression_id = imp.id) o
+     group by imp.id, o.outcome
   ), per_impression as (
     select p.impression_id, sum(p.n) as n from per_outcome p group by p.impression_id
   ), user_tag as materialized (
