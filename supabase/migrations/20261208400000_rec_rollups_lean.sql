@@ -461,7 +461,10 @@ begin
                         where p_key is null
                        union all
                        select p_key, i.request_context->'experiments'->>p_key where p_key is not null) t
-    join public.rec_outcomes o on o.impression_id = i.id
+   -- probed per impression (offset 0 keeps it a probe): the days' outcomes,
+   -- never a hash of every outcome ever written
+   cross join lateral (select x.impression_id, x.user_id, x.outcome, x.value from public.rec_outcomes x
+                        where x.impression_id = i.id offset 0) o
    where (i.created_at at time zone 'UTC')::date = any(p_days)
      and t.value is not null
    group by 1, 2, 3, 4;
@@ -688,7 +691,8 @@ begin
             from public.rec_impressions i
            where (i.created_at at time zone 'UTC')::date = any(p_days)
           offset 0) s
-    join public.rec_outcomes o on o.impression_id = s.id
+   cross join lateral (select x.impression_id, x.outcome, x.value from public.rec_outcomes x
+                        where x.impression_id = s.id offset 0) o
    where s.variant is not null
    group by 1, 2, 3;
 end
@@ -733,12 +737,14 @@ begin
   live := 0;
   if cardinality(dirty) > 0 then
     select count(*) into live
-      from public.rec_impressions i
-      join public.rec_user_experiment_assignments a on a.experiment_id = e.id and a.user_id = i.user_id
-     where (i.created_at at time zone 'UTC')::date = any(dirty)
-       and i.request_context->'experiments'->>e.key is null
-       and i.created_at >= e.started_at and i.created_at >= a.assigned_at
-       and (e.ended_at is null or i.created_at < e.ended_at);
+      from (select i.user_id, i.created_at from public.rec_impressions i
+             where (i.created_at at time zone 'UTC')::date = any(dirty)
+               and i.request_context->'experiments'->>e.key is null
+               and i.created_at >= e.started_at and (e.ended_at is null or i.created_at < e.ended_at)
+            offset 0) i
+     cross join lateral (select a.assigned_at from public.rec_user_experiment_assignments a
+                          where a.experiment_id = e.id and a.user_id = i.user_id offset 0) a
+     where i.created_at >= a.assigned_at;
   end if;
   return rolled + live;
 end
