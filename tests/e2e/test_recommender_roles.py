@@ -102,7 +102,8 @@ def test_the_list_covers_every_rpc(e2e_stack: Stack, keys: dict[str, str]) -> No
         row[0]
         for row in e2e_stack.sql(
             "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-            "where n.nspname = 'public' and p.proname like 'rec\\_%'"
+            # procedures (CALL only) are not reachable through PostgREST
+            "where n.nspname = 'public' and p.proname like 'rec\\_%' and p.prokind = 'f'"
         )
     }
     assert in_db == set(every_rpc(keys, str(uuid.uuid4())))

@@ -597,3 +597,13 @@ def test_rollup_rows_are_narrow(rolled: psycopg.Connection) -> None:
         " where table_schema = 'rec_internal' and table_name like 'rollup_user%%' and data_type = 'text'"
     ).fetchall()
     assert columns == [("rollup_user_day_outcome", "outcome")]
+
+
+def test_uuid_v7_is_inlined(db: psycopg.Connection) -> None:
+    """No SET clause: the planner replaces the call by its expression (a
+    default evaluated per row costs no function call), whatever search_path."""
+    db.execute("set search_path = public, pg_catalog")
+    plan = scalar(db, "explain (verbose, format json) select rec_internal.uuid_v7()")
+    output = plan[0]["Plan"]["Output"][0]
+    assert "uuid_v7" not in output and "gen_random_uuid" in output
+    db.execute("reset search_path")
