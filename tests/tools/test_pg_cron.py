@@ -22,7 +22,7 @@ JOBS = {
     "rotate-salts": "select public.rec_rotate_due_salts()",
     "refresh-rollups": "select public.rec_refresh_daily_rollups()",
 }
-LIMIT = 150.0  # seconds: the next minute boundary, plus a busy machine
+LIMIT = 150.0  # seconds: the next minute boundary (about 60 s), with room for a busy machine
 
 
 @pytest.fixture(scope="module")
