@@ -65,6 +65,7 @@ def migrate(
         owner = prepare(conn, regime)
         conn.execute("select pg_advisory_lock(hashtext('recsys-exp migrate'))")
         try:
+            check_records_owner(conn, owner)
             fresh = not applied_versions(conn, owner)
             applied = apply_new(conn, discover(directory), owner)
             if seed and fresh and SEED_FILE.exists():
@@ -81,6 +82,22 @@ def prepare(conn: psycopg.Connection, regime: platform.Regime) -> str | None:
     with conn.transaction():
         platform.install(conn, regime)
     return platform.OWNER
+
+
+def check_records_owner(conn: psycopg.Connection, owner: str | None) -> None:
+    """Refuse a database whose migrations another role applied (say `supabase
+    db push` connected as a superuser): its objects are not the owner's, so
+    the next migration would fail halfway with "must be owner"."""
+    row = conn.execute(
+        "select pg_get_userbyid(relowner) from pg_class"
+        " where oid = to_regclass('supabase_migrations.schema_migrations')"
+    ).fetchone()
+    if owner and row and row[0] != owner:
+        raise MigrationError(
+            f"the migrations in this database were applied as {row[0]}, not as {owner}, which owns the "
+            f"schema here and applies migrations: apply them as {owner} only (with the Supabase CLI: "
+            f"--db-url 'postgresql://{owner}@host:port/db?sslmode=disable'), on a fresh database"
+        )
 
 
 def applied_versions(conn: psycopg.Connection, owner: str | None) -> set[str]:

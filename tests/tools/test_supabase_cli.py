@@ -158,3 +158,13 @@ def test_db_push_runs_statements_without_a_transaction(platform_db: str, tmp_pat
     result = cli("db", "push", "--db-url", owner_url(platform_db), workdir=tmp_path)
     assert result.returncode != 0
     assert "SQLSTATE 25P01" in result.stdout + result.stderr
+
+
+def test_migrate_refuses_what_the_cli_applied_as_another_role(platform_db: str) -> None:
+    """Pushed as the superuser, the objects are not the owner's: say so, change nothing."""
+    superuser = owner_url(platform_db).replace(f"{OWNER}@", "postgres@", 1)
+    succeeded(cli("db", "push", "--db-url", superuser))
+    before = records(platform_db)
+    with pytest.raises(migrate.MigrationError, match=f"applied as postgres, not as {OWNER}"):
+        migrate.migrate(platform_db)
+    assert records(platform_db) == before
