@@ -104,9 +104,9 @@ revoke all on function rec_internal.audit_row_hash(public.rec_audit_log), rec_in
   from public, anon, authenticated, service_role;
 
 -- Chain the rows written before this migration, in id order. The lock is
--- taken inside the block: the statement is its own transaction when the
--- Supabase CLI runs the file statement by statement, where a bare LOCK
--- TABLE is refused (25P01); it holds until this block's transaction ends.
+-- taken inside the block: the Supabase CLI runs a file's statements outside
+-- any transaction block, where a bare LOCK TABLE is refused (25P01); taken
+-- here it holds until the transaction running this block ends.
 do $$
 declare
   r public.rec_audit_log;
