@@ -356,7 +356,7 @@ set work_mem = '64MB'
 as $$
 declare
   d date;
-  days date[] := '{}';
+  days date[] := array[]::date[];
 begin
   perform pg_catalog.pg_advisory_xact_lock(7171, 0);
   for d in select dd.day from rec_internal.rollup_dirty_days dd
