@@ -56,7 +56,7 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_grant_admin", ("user_id", "role", "admin_id")),
     Rpc("rec_revoke_admin", ("user_id", "admin_id")),
     Rpc("rec_list_admins", ()),
-    Rpc("rec_admin_role", ("user_id",)),
+    Rpc("rec_admin_role", ("user_id", "session_id")),
     # The audit rows whose hash chain is broken; none when intact.
     Rpc("rec_verify_audit_chain", ()),
     # Results: per-variant sufficient statistics; shared/results.py does the maths.

@@ -148,7 +148,9 @@ async def test_signed_in_non_admin_is_403(
 async def test_hs256_session_with_the_jwt_secret(
     http: httpx.AsyncClient, stack: Stack, people: dict[str, Person]
 ) -> None:
-    token = stack.keys.user_jwt(people["admin"].user_id, email=people["admin"].email)
+    token = stack.keys.user_jwt(
+        people["admin"].user_id, email=people["admin"].email, iss=f"{stack.url}/auth/v1"
+    )
     response = await call(http, stack, "admin-whoami", {}, token)
     assert response.status_code == 200
     assert response.json()["data"] == {
@@ -192,7 +194,7 @@ def bad_token(kind: str, stack: Stack, admin: Person, good: str) -> str:
     if kind == "expired":
         return str(signing.sign(_claims(stack, admin, exp=int(time.time()) - 120)))
     if kind == "expired-hs256":
-        return stack.keys.user_jwt(admin.user_id, expires_in=-120)
+        return stack.keys.user_jwt(admin.user_id, expires_in=-120, iss=f"{stack.url}/auth/v1")
     if kind == "tampered":
         header, _, signature = good.split(".")
         payload = jwt.decode(good, options={"verify_signature": False})
