@@ -6,11 +6,13 @@ cannot all slip past the check) and forgiven when the password was right.
 Past a limit every attempt for that e-mail or address — a right password
 too, or the limit would tell a guesser when they hit it — gets 429 with
 ``Retry-After`` until the oldest counted attempt leaves the window.
-Memory stays bounded: at most ``max_keys`` e-mails and addresses are tracked.
+Memory stays bounded: at most ``max_keys`` e-mails (as short digests) and
+addresses are tracked, each with at most its limit's number of timestamps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import deque
@@ -104,4 +106,5 @@ class SignInLimiter:
 
 
 def _normal(email: str) -> str:
-    return email.strip().lower()
+    """A short key per e-mail, however long the one sent: memory per key stays small."""
+    return hashlib.blake2b(email.strip().lower().encode(), digest_size=16).hexdigest()
