@@ -3,9 +3,10 @@ Auth stand-in (publishable key + access token: the token verified, the role
 and session looked up) against the same call with the secret key, over real
 HTTP to the local stack served in this process (uvicorn in a thread).
 
-Each round times ``CALLS`` sequential calls per side on one keep-alive
-connection each, alternating which side goes first; the verdict is the
-median of the per-round ratios (signed-in / secret-key time per call).
+Each round makes ``CALLS`` calls per side on one keep-alive connection each,
+interleaved call by call (A B, B A, …) so the machine's drifts hit both
+sides alike; the verdict is the median of the per-round ratios (signed-in /
+secret-key time per call).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -22,7 +23,7 @@ import psycopg
 import uvicorn
 
 from bench import fixtures
-from bench.harness import BenchError, Result, alternate, progress
+from bench.harness import BenchError, Result, progress
 from devstack import auth_users
 from devstack.keys import LocalKeys
 from devstack.server import base_url, build_app, listen
@@ -81,39 +82,52 @@ def _admin_token(db_url: str, http: httpx.Client, keys: LocalKeys) -> str:
     return token
 
 
-def _timer(url: str, headers: dict[str, str]) -> tuple[httpx.Client, callable]:  # type: ignore[valid-type]
-    client = httpx.Client(base_url=url, headers=headers, timeout=30)
-
-    def per_call_ms(calls: int = CALLS) -> float:
+def _caller(client: httpx.Client) -> Callable[[], float]:
+    def one_call_ms() -> float:
         start = time.perf_counter()
-        for _ in range(calls):
-            response = client.post("/functions/v1/admin-get-experiment", json={"key": KEY})
-            if response.status_code != 200:
-                raise BenchError(f"admin-get-experiment: {response.status_code} {response.text[:200]}")
-        return (time.perf_counter() - start) * 1000 / calls
+        response = client.post("/functions/v1/admin-get-experiment", json={"key": KEY})
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status_code != 200:
+            raise BenchError(f"admin-get-experiment: {response.status_code} {response.text[:200]}")
+        return elapsed
 
-    return client, per_call_ms
+    return one_call_ms
+
+
+def _interleaved(a: Callable[[], float], b: Callable[[], float], calls: int) -> tuple[float, float]:
+    """Mean ms per call of each side over ``calls`` interleaved pairs."""
+    total_a = total_b = 0.0
+    for n in range(calls):
+        if n % 2 == 0:
+            total_a += a()
+            total_b += b()
+        else:
+            total_b += b()
+            total_a += a()
+    return total_a / calls, total_b / calls
 
 
 def bench_signed_in(db_url: str, rounds: int) -> Result:
     keys = LocalKeys()
     with _stack(db_url, keys) as url, httpx.Client(base_url=url, timeout=30) as http:
         token = _admin_token(db_url, http, keys)
-        secret_client, secret = _timer(url, {"apikey": keys.secret})
-        session_client, signed_in = _timer(
-            url, {"apikey": keys.publishable, "authorization": f"Bearer {token}"}
-        )
-        with secret_client, session_client:
-            secret(WARMUP)
-            signed_in(WARMUP)
-
-            def show(r: int, a: float, b: float) -> None:
+        session_headers = {"apikey": keys.publishable, "authorization": f"Bearer {token}"}
+        with (
+            httpx.Client(base_url=url, headers={"apikey": keys.secret}, timeout=30) as secret_client,
+            httpx.Client(base_url=url, headers=session_headers, timeout=30) as session_client,
+        ):
+            secret, signed_in = _caller(secret_client), _caller(session_client)
+            _interleaved(secret, signed_in, WARMUP)
+            a: list[float] = []
+            b: list[float] = []
+            for r in range(rounds):
+                x, y = _interleaved(secret, signed_in, CALLS)
+                a.append(x)
+                b.append(y)
                 progress(
-                    f"   signed_in round {r}/{rounds}: secret key {a:.2f} ms, signed in {b:.2f} ms, "
-                    f"ratio {b / a:.2f}"
+                    f"   signed_in round {r + 1}/{rounds}: secret key {x:.2f} ms, signed in {y:.2f} ms, "
+                    f"ratio {y / x:.2f}"
                 )
-
-            a, b = alternate(secret, signed_in, rounds, show)
     return PairedResult(
         name="signed_in",
         title="admin-get-experiment signed in (publishable key + access token) vs the secret key",
@@ -126,8 +140,8 @@ def bench_signed_in(db_url: str, rounds: int) -> Result:
         target=TARGET,
         higher_is_better=False,
         notes=[
-            f"local stack in this process over HTTP (keep-alive), {CALLS} sequential calls per side and "
-            f"round after {WARMUP} warm-up calls; ms per call; a viewer's role and live session checked "
-            "in one lookup, run concurrently with the read"
+            f"local stack in this process over HTTP (keep-alive), {CALLS} calls per side and round, "
+            f"interleaved call by call, after {WARMUP} warm-up pairs; mean ms per call; a viewer's role "
+            "and live session checked in one lookup, run concurrently with the read"
         ],
     )
