@@ -151,3 +151,7 @@ end
 $$;
 comment on function public.rec_audit_entries(text, int) is
   'Audit trail, newest first, with each entry''s chain_seq, prev_hash and row_hash.';
+
+comment on column public.rec_audit_log.row_hash is
+  'sha256 (hex) of the text rec_audit_chain_rows() returns as hashed_text (docs/audit.md). Detects edits by'
+  ' anyone who does not recompute the chain; an owner rewrite is exposed only by an anchor recorded elsewhere.';

@@ -6,9 +6,11 @@ shared.audit_chain rebuilding that text byte for byte from the fields."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -149,3 +151,23 @@ def test_a_text_that_does_not_match_its_fields_is_reported(db: psycopg.Connectio
     assert problems == [
         f"row id {rows[1].id} (chain_seq 2): its fields do not match the text its hash covers (rewritten)"
     ]
+
+
+def test_the_documented_example_hashes_as_documented() -> None:
+    """docs/audit.md's worked example, re-derived: the text is the rebuilt one, the hash its SHA-256."""
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    array = next(line.strip() for line in doc.splitlines() if line.startswith("    [1, 1, "))
+    row_hash = doc.split("its `row_hash` is\n`")[1].split("`")[0]
+    row = audit_chain.ChainRow(
+        1,
+        1,
+        uuid.UUID("5c2e0b7a-3f1d-4c6e-9a8b-1d2e3f4a5b6c"),
+        "create_experiment",
+        uuid.UUID("00000000-0000-4000-8000-00000000ad01"),
+        '{"salt": "s1", "key": "home", "variants": [{"weight": 1, "name": "control"}]}',
+        dt.datetime(2026, 12, 8, 2, 0, 0, 123456, tzinfo=dt.UTC),
+        None,
+        row_hash,
+        "\n" + array,
+    )
+    assert audit_chain.check_rows([row], (1, row_hash)) == []
