@@ -79,6 +79,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refresh the daily metric rollups this often (default %(default)s; 0 = never)",
     )
+    d.add_argument(
+        "--anchor-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="record the audit chain's head in <data-dir>/audit-anchors.jsonl this often"
+        " (default %(default)s; 0 = never)",
+    )
     d.set_defaults(run="devstack.server:run")
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")
@@ -110,6 +118,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="to_day", type=utc_day, help="last UTC day (YYYY-MM-DD)")
     add_database_args(r, from_env=True)
     r.set_defaults(run="devstack.results_report:run")
+
+    audit = sub.add_parser("audit", help="check the audit hash chain from outside the database")
+    steps = audit.add_subparsers(required=True, metavar="action")
+    anchor = steps.add_parser("anchor", help="append the chain's current head to FILE (JSON lines)")
+    anchor.add_argument("--anchors", type=Path, required=True, metavar="FILE", help="where anchors are kept")
+    add_database_args(anchor, from_env=True)
+    anchor.set_defaults(run="devstack.audit:run_anchor")
+    verify = steps.add_parser("verify", help="re-derive every hash and link; check the anchors in FILE")
+    verify.add_argument("--anchors", type=Path, metavar="FILE", help="anchors recorded by `audit anchor`")
+    add_database_args(verify, from_env=True)
+    verify.set_defaults(run="devstack.audit:run_verify")
     return p
 
 

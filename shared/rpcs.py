@@ -59,6 +59,9 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_admin_role", ("user_id", "session_id")),
     # The audit rows whose hash chain is broken; none when intact.
     Rpc("rec_verify_audit_chain", ()),
+    # The chain read from outside: its head, and its rows with the text each hash covers.
+    Rpc("rec_audit_chain_head", ()),
+    Rpc("rec_audit_chain_rows", ("after_seq", "max_rows")),
     # Results: per-variant sufficient statistics; shared/results.py does the maths.
     Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
     # The scheduler: aggregates finished days for metrics and results.

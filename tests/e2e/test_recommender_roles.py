@@ -76,6 +76,8 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_list_admins": {},
         "rec_admin_role": {"user_id": user},
         "rec_verify_audit_chain": {},
+        "rec_audit_chain_head": {},
+        "rec_audit_chain_rows": {"after_seq": 0, "max_rows": 10},
         "rec_refresh_daily_rollups": {},
     }
 

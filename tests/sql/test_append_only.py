@@ -21,7 +21,14 @@ API_ROLES = ["anon", "authenticated", "service_role"]
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
 GUARDED = ["rec_audit_log", "rec_experiments", "rec_user_experiment_assignments"]
 
+# A forged audit row: a real-looking action and actor, backdated.
+FORGED_AUDIT_INSERTS = [
+    "insert into rec_audit_log (action, actor_id, details, created_at)"
+    f" values ('grant_admin', '{ADMIN}', '{{}}', '2020-01-01T00:00:00Z')",
+    "insert into rec_audit_log (action) select 'note' where false",  # even one that adds no row
+]
 AUDIT_LOG_WRITES = [
+    *FORGED_AUDIT_INSERTS,
     "update rec_audit_log set action = 'forged'",
     "update rec_audit_log set details = '{}' where false",  # even one that touches no row
     "delete from rec_audit_log",
@@ -100,7 +107,9 @@ def test_a_later_grant_does_not_reopen_the_tables(
                 db.execute(statement)  # type: ignore[arg-type]
             message = str(info.value)
             assert f"is not allowed for {role}" in message, message
-            if statement in AUDIT_LOG_WRITES:
+            if statement in FORGED_AUDIT_INSERTS:
+                assert "audit rows are written only by the audited rec_* functions" in message
+            elif statement in AUDIT_LOG_WRITES:
                 assert "the audit log is append-only" in message
             else:
                 assert "only through the" in message, message
@@ -108,13 +117,32 @@ def test_a_later_grant_does_not_reopen_the_tables(
     assert snapshot(db) == state
 
 
-def test_the_audit_log_stays_append_only_for_service_role(db: psycopg.Connection) -> None:
-    """service_role may still add an audit row (e.g. a note); it cannot take it back."""
-    with as_role(db, "service_role"):
-        db.execute("insert into rec_audit_log (action, actor_id) values ('note', %s)", [ADMIN])
-        assert scalar(db, "select count(*) from rec_audit_log where action = 'note'") == 1
-        with raises_sqlstate(db, "42501"):
-            db.execute("delete from rec_audit_log where action = 'note'")
+def test_a_forged_audit_row_as_service_role_is_refused_and_never_chained(
+    db: psycopg.Connection, state: dict[str, object]
+) -> None:
+    """The secret key's role cannot add an audit row, with or without a grant
+    (both privilege regimes run this), so nothing forged reaches the chain."""
+    head = db.execute("select * from rec_audit_chain_head()").fetchone()
+    for grant_everything in (False, True):
+        with as_role(db, "service_role", grant_everything=grant_everything):
+            with raises_sqlstate(db, "42501"):
+                db.execute(FORGED_AUDIT_INSERTS[0])  # type: ignore[arg-type]
+            with (
+                raises_sqlstate(db, "42501"),
+                db.cursor().copy("copy rec_audit_log (action) from stdin") as cp,
+            ):
+                cp.write_row(("forged",))
+    assert snapshot(db) == state
+    assert db.execute("select * from rec_audit_chain_head()").fetchone() == head
+
+
+def test_audit_rows_get_the_database_clock(db: psycopg.Connection) -> None:
+    """Even the owner cannot backdate an audit row by inserting it."""
+    db.execute(FORGED_AUDIT_INSERTS[0])
+    row = db.execute(
+        "select created_at > now() - interval '1 hour', action from rec_audit_log order by id desc limit 1"
+    ).fetchone()
+    assert row == (True, "grant_admin")
 
 
 def test_service_role_still_logs_impressions_and_outcomes(db: psycopg.Connection) -> None:
