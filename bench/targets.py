@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, rollups, signed_in
+from bench import fixtures, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -373,6 +373,14 @@ def bench_signed_in(db: BenchDatabase) -> Result:
     return signed_in.bench_signed_in(db.url, max(db.cfg.query_rounds, 7))
 
 
+# --------------------------------------------------------------------------
+# 7. Results with one catalogue metric of each kind (bench/metric_catalogue.py)
+
+
+def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
+    return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
@@ -380,4 +388,5 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "results": bench_results,
     "rollups": bench_rollups,
     "signed_in": bench_signed_in,
+    "metric_catalogue": bench_metric_catalogue,
 }

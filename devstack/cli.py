@@ -112,6 +112,27 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password", required=True)
     add.add_argument("--role", choices=["viewer", "admin"], default="admin")
 
+    metrics = sub.add_parser("metrics", help="the metric catalogue (rec_metrics)")
+    metric_actions = metrics.add_subparsers(required=True, metavar="action")
+    ml = metric_actions.add_parser("list", help="every metric definition, built-ins first")
+    add_database_args(ml, from_env=True)
+    ml.set_defaults(run="devstack.metrics_cli:run_list")
+    mc = metric_actions.add_parser("create", help="define a metric (audited)")
+    mc.add_argument("key", help="metric key")
+    mc.add_argument(
+        "--kind",
+        required=True,
+        choices=["impression_rate", "value_per_impression", "per_user_count", "per_user_value", "user_rate"],
+    )
+    mc.add_argument("--outcome", help="one outcome name (default: any outcome)")
+    mc.add_argument("--direction", choices=["increase", "decrease"], default="increase")
+    mc.add_argument("--capping", type=float, help="winsorise users at this quantile, e.g. 0.999")
+    mc.add_argument("--name")
+    mc.add_argument("--description")
+    add_database_args(mc, from_env=True)
+    mc.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    mc.set_defaults(run="devstack.metrics_cli:run_create")
+
     r = sub.add_parser("results", help="an experiment's per-user statistics, comparisons and warnings")
     r.add_argument("key", help="experiment key")
     r.add_argument("--from", dest="from_day", type=utc_day, help="first UTC day (YYYY-MM-DD)")

@@ -98,6 +98,12 @@ async def test_admin_writes_and_the_audit_names_them(
         ("admin-create-experiment", {"key": key, "variants": VARIANTS}),
         ("admin-update-experiment", {"key": key, "name": "Renamed", "admin_id": admin}),
         ("admin-activate-experiment", {"key": key}),
+        ("admin-create-metric", {"key": f"{key}-likes", "kind": "per_user_count", "outcome": "like"}),
+        ("admin-update-metric", {"key": f"{key}-likes", "capping": 0.999}),
+        (
+            "admin-set-experiment-metrics",
+            {"key": key, "metrics": [{"metric": f"{key}-likes", "role": "goal"}]},
+        ),
         ("admin-set-user-variant", {"key": key, "user_id": user, "variant": "treatment"}),
         ("admin-reset-user-variant", {"key": key, "user_id": user}),
         ("admin-rotate-salt", {"key": key}),

@@ -19,7 +19,13 @@ from tests.sql.conftest import ADMIN, create_experiment, raises_sqlstate, scalar
 
 API_ROLES = ["anon", "authenticated", "service_role"]
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
-GUARDED = ["rec_audit_log", "rec_experiments", "rec_user_experiment_assignments"]
+GUARDED = [
+    "rec_audit_log",
+    "rec_experiments",
+    "rec_user_experiment_assignments",
+    "rec_metrics",
+    "rec_experiment_metrics",
+]
 
 # A forged audit row: a real-looking action and actor, backdated.
 FORGED_AUDIT_INSERTS = [
@@ -39,7 +45,16 @@ EXPERIMENT_WRITES = [
     " values ('direct', '[{\"name\": \"a\", \"weight\": 1}]', 's')",
     "update rec_experiments set status = 'ended'",
     "delete from rec_experiments",
-    "truncate rec_experiments, rec_user_experiment_assignments",
+    "truncate rec_experiments, rec_user_experiment_assignments, rec_experiment_metrics",
+]
+METRIC_WRITES = [
+    "insert into rec_metrics (key, kind) values ('direct', 'user_rate')",
+    "update rec_metrics set direction = 'decrease'",
+    "delete from rec_metrics",
+    "truncate rec_metrics, rec_experiment_metrics",
+    "insert into rec_experiment_metrics (experiment_id, metric_id, role, position)"
+    " select e.id, m.id, 'goal', 1 from rec_experiments e, rec_metrics m",
+    "delete from rec_experiment_metrics",
 ]
 ASSIGNMENT_WRITES = [
     "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
@@ -48,7 +63,7 @@ ASSIGNMENT_WRITES = [
     "delete from rec_user_experiment_assignments",
     "truncate rec_user_experiment_assignments",
 ]
-ALL_WRITES = AUDIT_LOG_WRITES + EXPERIMENT_WRITES + ASSIGNMENT_WRITES
+ALL_WRITES = AUDIT_LOG_WRITES + EXPERIMENT_WRITES + ASSIGNMENT_WRITES + METRIC_WRITES
 
 
 @pytest.fixture

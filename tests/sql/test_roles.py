@@ -292,6 +292,13 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ),
         ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
         ("select rec_activate_experiment('svc', %s)", [ADMIN]),
+        ("select rec_create_metric('svc_likes', 'per_user_count', %s, outcome => 'like')", [ADMIN]),
+        ("select rec_update_metric('svc_likes', %s, capping => 0.999)", [ADMIN]),
+        ("select * from rec_list_metrics()", []),
+        (
+            'select rec_set_experiment_metrics(\'svc\', \'[{"metric": "svc_likes", "role": "goal"}]\', %s)',
+            [ADMIN],
+        ),
         ("select rec_assign_variant('svc', %s)", [user]),
         ("select rec_assign_variants(%s)", [user]),
         ("select rec_set_user_variant('svc', %s, 'control', %s)", [user, ADMIN]),
@@ -323,7 +330,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 9
+        assert scalar(db, "select count(*) from rec_audit_log") == 12
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 

@@ -35,6 +35,8 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "admin add",
         "audit anchor",
         "audit verify",
+        "metrics list",
+        "metrics create",
     }
     for name, p in leaves.items():
         target = p.get_default("run")
