@@ -29,6 +29,7 @@ FIRST_DAY = dt.date(2026, 6, 1)
 DAYS = 30
 TODAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)  # the window's last day, never refreshed
 YESTERDAY = TODAY - dt.timedelta(days=1)
+LAST_DAY = TODAY  # the window's last day (bench/metric_catalogue.py)
 TODAY_ROWS = 2_000
 INSERT_ROWS = 100_000
 WINDOW = {"key": KEY, "from": FIRST_DAY, "to": TODAY}
@@ -88,6 +89,8 @@ select count(*), sum(engaged), sum(outcomes), sum(value)
            and i.request_context->'experiments'->>%(key)s is not null
          group by i.user_id, i.request_context->'experiments'->>%(key)s, o.outcome) per_user""",
 }
+# Per-user results of one experiment from raw rows (bench/metric_catalogue.py's baseline).
+RESULTS_LIVE = LIVE["user_counts"]
 # The one-pass per-user group by the results RPC is judged against.
 PER_USER_GROUP_BY = """
 select i.user_id, count(*) as impressions
@@ -150,7 +153,9 @@ def setup(conn: psycopg.Connection, users: int) -> None:
     conn.execute("update public.rec_experiments set started_at = '2026-05-01' where key = any(%s)", [KEYS])
 
 
-def load(conn: psycopg.Connection, count: int, users: int, batch: int, first: dt.date, days: int) -> None:
+def load(
+    conn: psycopg.Connection, count: int, users: int, batch: int, first: dt.date = FIRST_DAY, days: int = DAYS
+) -> None:
     """`count` impressions evenly over `days` UTC days from `first` (users
     drawn by a hash), ~10 % with an outcome (an eighth of those a second),
     in one statement."""
