@@ -228,9 +228,7 @@ def test_the_migration_backfills_existing_assignments(pg_server: postgres.Server
             create_experiment(conn, "other", AB)
             for user in uuids(40, seed=6):
                 conn.execute("select rec_assign_variants(%s)", [user])
-            conn.execute(
-                "select rec_set_user_variant('old', %s, 'c', %s)", [uuids(1, seed=6)[0], ADMIN]
-            )
+            conn.execute("select rec_set_user_variant('old', %s, 'c', %s)", [uuids(1, seed=6)[0], ADMIN])
             before: dict[Any, int] = live(conn)
         _copy_migrations(tmp_path)
         assert COUNTS_MIGRATION in migrate.migrate(url, directory=tmp_path)

@@ -116,9 +116,7 @@ def test_bad_arguments_are_22023(five: psycopg.Connection, kw: dict[str, Any]) -
 
 
 def test_counts_per_variant_and_mode(five: psycopg.Connection) -> None:
-    five.execute(
-        "select rec_set_user_variant('home-feed', gen_random_uuid(), 'treatment', %s)", [ADMIN]
-    )
+    five.execute("select rec_set_user_variant('home-feed', gen_random_uuid(), 'treatment', %s)", [ADMIN])
     for _ in range(3):
         five.execute("select rec_assign_variant('home-feed', gen_random_uuid())")
     row = five.execute(
