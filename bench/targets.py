@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, rollups
+from bench import fixtures, lists, rollups
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -365,10 +365,24 @@ def bench_rollups(db: BenchDatabase) -> list[Result]:
     return rollups.bench_rollups(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 6. Kept assignment counts: the new-user hot path and the list (bench/lists.py)
+
+
+def bench_assign_new_counted(db: BenchDatabase) -> list[Result]:
+    return lists.bench_assign_new(db.url, db.cfg.seconds, db.cfg.rounds)
+
+
+def bench_list_experiments(db: BenchDatabase) -> Result:
+    return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
     "metrics": bench_metrics,
     "results": bench_results,
     "rollups": bench_rollups,
+    "assign_new_counted": bench_assign_new_counted,
+    "list_experiments": bench_list_experiments,
 }
