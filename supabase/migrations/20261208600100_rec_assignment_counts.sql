@@ -11,8 +11,11 @@
 -- a row deleted by another backend than the one that inserted it leaves
 -- one shard negative and the sum exact.
 
+-- No foreign key to rec_experiments: it would make `truncate rec_experiments`
+-- fail on the foreign key before the audited-writes trigger can refuse it
+-- with its message. Counts go with their experiment by a trigger instead.
 create table rec_internal.assignment_counts (
-  experiment_id uuid not null references public.rec_experiments (id) on delete cascade,
+  experiment_id uuid not null,
   variant text not null,
   assignment_mode text not null,
   shard smallint not null,
@@ -66,7 +69,7 @@ end
 $$;
 
 -- Rows deleted with their experiment (the cascade) need no count: the
--- experiment's counts go with it.
+-- experiment's counts go with it (below).
 create function rec_internal.count_deleted_assignments() returns trigger
 language plpgsql
 set search_path = ''
@@ -93,7 +96,22 @@ begin
 end
 $$;
 
-revoke all on function rec_internal.count_inserted_assignments(),
+create function rec_internal.drop_experiment_counts() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  delete from rec_internal.assignment_counts c where c.experiment_id in (select o.id from old_rows o);
+  return null;
+end
+$$;
+
+create trigger rec_experiments_drop_counts
+  after delete on public.rec_experiments
+  referencing old table as old_rows
+  for each statement execute function rec_internal.drop_experiment_counts();
+
+revoke all on function rec_internal.drop_experiment_counts(), rec_internal.count_inserted_assignments(),
   rec_internal.count_updated_assignments(), rec_internal.count_deleted_assignments(),
   rec_internal.count_truncated_assignments()
   from public, anon, authenticated, service_role;

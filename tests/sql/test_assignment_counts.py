@@ -73,8 +73,14 @@ def test_concurrent_first_calls_on_two_backends_do_not_wait_for_each_other(db_ur
         with one.transaction():
             one.execute("select rec_assign_variant('exp', %s)", [uuid.uuid4()])
             two.execute("select rec_assign_variant('exp', %s)", [uuid.uuid4()])
-        assert scalar(one, "select count(distinct shard) from rec_internal.assignment_counts") == 2
+        shards_used = (
+            "select count(distinct c.shard) from rec_internal.assignment_counts c"
+            " join rec_experiments x on x.id = c.experiment_id where x.key = 'exp'"
+        )
+        assert scalar(one, shards_used) == 2
         assert_exact(one)
+        one.execute("delete from rec_user_experiment_assignments")
+        one.execute("delete from rec_experiments")
 
 
 class World:
@@ -193,10 +199,15 @@ def test_deleting_an_experiment_takes_its_counts(db: psycopg.Connection) -> None
     create_experiment(db, "kept", AB)
     for user in uuids(8, seed=5):
         db.execute("select rec_assign_variants(%s)", [user])
+    db.execute("select rec_reset_user_variant('kept', %s, %s)", [uuids(1, seed=5)[0], ADMIN])
     db.execute("delete from rec_experiments where key = 'gone'")
     assert {k for k, _, _ in kept(db)} == {"kept"}
     assert scalar(db, "select count(distinct experiment_id) from rec_internal.assignment_counts") == 1
     assert_exact(db)
+    # an experiment whose counts are all back to zero leaves no rows behind either
+    db.execute("delete from rec_user_experiment_assignments")
+    db.execute("delete from rec_experiments")
+    assert scalar(db, "select count(*) from rec_internal.assignment_counts") == 0
 
 
 def test_api_roles_cannot_read_or_write_the_counts(db: psycopg.Connection) -> None:
