@@ -185,6 +185,8 @@ create trigger rec_assignments_rollup_update after update on public.rec_user_exp
   for each statement execute function rec_internal.assignments_changed();
 create trigger rec_assignments_rollup_delete after delete on public.rec_user_experiment_assignments
   referencing old table as old_rows for each statement execute function rec_internal.assignments_changed();
+create trigger rec_assignments_rollup_truncate after truncate on public.rec_user_experiment_assignments
+  for each statement execute function rec_internal.rollups_truncated();
 
 create function rec_internal.experiment_lifetime_changed() returns trigger
 language plpgsql security definer set search_path = '' as $$

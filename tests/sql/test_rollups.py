@@ -548,6 +548,10 @@ def test_assignment_and_lifetime_changes_make_rolled_days_dirty(rolled: psycopg.
     rolled.execute("delete from rec_user_experiment_assignments where experiment_id = %s", [e1])
     assert_reads_equal_live(rolled)
     refresh(rolled)
+    rolled.execute("truncate rec_user_experiment_assignments")
+    assert dirty_days(rolled) == DAYS
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
     rolled.execute("update rec_experiments set ended_at = '2026-03-03T08:00:00+00:00' where key = 'e3'")
     assert dirty_days(rolled) == DAYS[2:]
     assert_reads_equal_live(rolled)
