@@ -62,6 +62,7 @@ from devstack.rest_catalog import Call, Catalog
 from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database, json_response
 from devstack.rest_tables import Tables, preferences
 from shared import http
+from shared.tokens import TokenVerifier
 
 log = logging.getLogger("devstack.rest")
 
@@ -96,9 +97,11 @@ class RestApi:
         pool_size: int = 10,
         acquire_timeout: float = 5.0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        verifier: TokenVerifier | None = None,
     ) -> None:
         self.database_url = database_url
         self.keys = keys
+        self.verifier = verifier  # ES256/RS256 sessions: the functions' own verifier
         self.pool_size = pool_size
         self.acquire_timeout = acquire_timeout
         self.max_body_bytes = max_body_bytes
@@ -204,7 +207,7 @@ class RestApi:
                 f"Unsupported HTTP method: {request.method}",
                 hint="The local stack serves inserts (POST) on tables; read them through RPCs.",
             )
-        caller = authenticate(request.headers, self.keys)
+        caller = await authenticate(request.headers, self.keys, self.verifier)
         text = await self._read_body(request)
         prefer = preferences(request.headers.get("prefer", ""))
         table = request.path_params["table"]
@@ -227,7 +230,7 @@ class RestApi:
             return Response(status_code=200, headers={"Allow": _RPC_METHODS})
         if method not in ("GET", "HEAD", "POST"):
             raise RestError(405, "PGRST101", f"Cannot use the {method} method on RPC")
-        caller = authenticate(request.headers, self.keys)
+        caller = await authenticate(request.headers, self.keys, self.verifier)
         post = method == "POST"
         args_json, keys = await self._post_args(request) if post else _query_args(request)
         async with self._connection(caller) as conn:

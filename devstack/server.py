@@ -79,8 +79,11 @@ def build_app(
     request body may take to arrive (408 after).
     """
     public_url = public_url.rstrip("/")
-    rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
     auth = AuthApi(database_url, keys, public_url, signing_key or SigningKey.generate())
+    # /rest/v1 checks the Auth stand-in's ES256 sessions with the verifier the functions use.
+    rest = RestApi(
+        database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout, verifier=auth.verifier
+    )
     app: Starlette | None = None
 
     def this_app() -> ASGIApp:
