@@ -27,13 +27,19 @@ What it implements, following PostgREST's documented behaviour:
   back to the URL's own user, with a warning, only where authenticator
   cannot log in (e.g. a server that wants a password it does not have).
 
-- `POST /rest/v1/<table>`: inserts, as PostgREST does them
-  (devstack/rest_tables.py).
+- `POST /rest/v1/<table>`: inserts, as PostgREST does them, with `select=`
+  and `.single()` (devstack/rest_tables.py).
+- `Accept: application/vnd.pgrst.object+json` on a set-returning RPC: its one
+  row, else 406 PGRST116 (rolled back).
 
-Not implemented: reading, updating or deleting through `/rest/v1/<table>`, filters, `select`
-and ordering on RPC results, `Prefer` (count, tx, params), `Accept`
-variants (single object, CSV), `Accept-Profile` schemas other than public,
-`RAISE SQLSTATE 'PGRST'` responses, non-JSON bodies, the OpenAPI root.
+Refused with PostgREST's own codes, never done differently
+(devstack/rest_request.py): reading, updating or deleting through
+`/rest/v1/<table>`, upsert, filters, `select` and ordering on RPC results,
+`Prefer` count/tx/max-affected/timezone/params (400 PGRST127 "Feature not
+implemented"); `Accept` types other than JSON and the single object (CSV:
+PGRST127; unknown: 406 PGRST107). Not served either: `Accept-Profile`
+schemas other than public, `RAISE SQLSTATE 'PGRST'` responses, non-JSON
+bodies, the OpenAPI root.
 """
 
 from __future__ import annotations
