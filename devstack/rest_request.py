@@ -117,7 +117,7 @@ def response_shape(accept: str) -> Shape:
     for entry in offered:
         kind, *params = [p.strip() for p in entry.split(";")]
         kind = kind.lower()
-        extra = [p for p in params if not p.lower().startswith("q=")]
+        extra = [p for p in params if not p.lower().startswith(("q=", "charset="))]
         if kind in _ARRAY_TYPES and not extra:
             return Shape.ARRAY
         if kind == OBJECT_TYPE and not extra:
