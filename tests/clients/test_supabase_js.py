@@ -102,8 +102,12 @@ def _node() -> str:
     pytest.skip(f"supabase-js suite: {reason}")
 
 
-def test_installed_versions_are_the_pinned_ones() -> None:
-    _node()
+@pytest.fixture(scope="module")
+def node() -> str:
+    return _node()
+
+
+def test_installed_versions_are_the_pinned_ones(node: str) -> None:
     for name, version in PACKAGES.items():
         installed = json.loads((NODE_MODULES / name / "package.json").read_text())["version"]
         assert installed == version, f"{name} {installed} installed, {version} pinned; run .ci/run"
@@ -136,8 +140,7 @@ def _people(stack: Stack) -> dict[str, tuple[str, str]]:
     return found
 
 
-def test_supabase_js_drives_the_stack(js_stack: Stack) -> None:
-    node = _node()
+def test_supabase_js_drives_the_stack(node: str, js_stack: Stack) -> None:
     people = _people(js_stack)
     key = f"js-{uuid.uuid4().hex[:10]}"
     insert_user = str(uuid.uuid4())
