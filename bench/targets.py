@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, rollups
+from bench import fixtures, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -365,10 +365,28 @@ def bench_rollups(db: BenchDatabase) -> list[Result]:
     return rollups.bench_rollups(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 6. Signed-in function calls (bench/signed_in.py)
+
+
+def bench_signed_in(db: BenchDatabase) -> Result:
+    return signed_in.bench_signed_in(db.url, max(db.cfg.query_rounds, 7))
+
+
+# --------------------------------------------------------------------------
+# 7. Results with one catalogue metric of each kind (bench/metric_catalogue.py)
+
+
+def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
+    return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
     "metrics": bench_metrics,
     "results": bench_results,
     "rollups": bench_rollups,
+    "signed_in": bench_signed_in,
+    "metric_catalogue": bench_metric_catalogue,
 }

@@ -40,9 +40,13 @@ VARIANTS = [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 5
 
 # One valid body per function, as a signed-in admin sends it (the session
 # names the admin, so no admin_id). "$key" is the experiment the writes make,
-# "$user" a user they pin. Writes run in this order; reads after them.
+# "$metric" a metric they define, "$user" a user they pin. Writes run in this
+# order; reads after them.
 EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-create-experiment": {"key": "$key", "variants": VARIANTS, "name": "supabase-js"},
+    "admin-create-metric": {"key": "$metric", "kind": "impression_rate", "outcome": "click"},
+    "admin-update-metric": {"key": "$metric", "description": "changed through supabase-js"},
+    "admin-set-experiment-metrics": {"key": "$key", "metrics": [{"metric": "$metric", "role": "goal"}]},
     "admin-update-experiment": {"key": "$key", "description": "changed through supabase-js"},
     "admin-activate-experiment": {"key": "$key"},
     "admin-set-user-variant": {"key": "$key", "user_id": "$user", "variant": "treatment"},
@@ -56,11 +60,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-user-assignments": {"user_id": "$user"},
     "admin-audit-log": {"key": "$key"},
     "admin-whoami": {},
+    "admin-list-metrics": {},
 }
 
 
-def _filled(body: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
-    return {k: values.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+def _filled(body: Any, values: dict[str, str]) -> Any:
+    """The body with its placeholders ("$key", ...) replaced, also inside lists and objects."""
+    if isinstance(body, dict):
+        return {k: _filled(v, values) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_filled(v, values) for v in body]
+    return values.get(body, body) if isinstance(body, str) else body
 
 
 def cases(values: dict[str, str]) -> list[dict[str, Any]]:
@@ -84,7 +94,7 @@ def test_examples_are_valid_bodies(name: str) -> None:
     if name not in FUNCTIONS:
         pytest.fail(f"{name} is not in functions/registry.py")
     model = FUNCTIONS[name].body
-    body = _filled(EXAMPLES[name], {"$key": "js-example", "$user": str(uuid.uuid4())})
+    body = _filled(EXAMPLES[name], {"$key": "js-example", "$metric": "js-metric", "$user": str(uuid.uuid4())})
     if "admin_id" in model.model_fields:
         body["admin_id"] = str(uuid.uuid4())
     model.model_validate_json(json.dumps(body))
@@ -156,7 +166,7 @@ def test_supabase_js_drives_the_stack(node: str, js_stack: Stack) -> None:
         "VIEWER_EMAIL": people["viewer"][0],
         "NOBODY_EMAIL": people["nobody"][0],
         "NOBODY_ID": people["nobody"][1],
-        "CASES": json.dumps(cases({"$key": key, "$user": str(uuid.uuid4())})),
+        "CASES": json.dumps(cases({"$key": key, "$metric": f"{key}-metric", "$user": str(uuid.uuid4())})),
         "INSERT_USER": insert_user,
     }
     run = subprocess.run(
