@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, metric_catalogue, rollups, signed_in
+from bench import fixtures, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -381,6 +381,18 @@ def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
     return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 8. Kept assignment counts: the new-user hot path and the list (bench/lists.py)
+
+
+def bench_assign_new_counted(db: BenchDatabase) -> list[Result]:
+    return lists.bench_assign_new(db.url, db.cfg.seconds, db.cfg.rounds)
+
+
+def bench_list_experiments(db: BenchDatabase) -> Result:
+    return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
@@ -389,4 +401,6 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "rollups": bench_rollups,
     "signed_in": bench_signed_in,
     "metric_catalogue": bench_metric_catalogue,
+    "assign_new_counted": bench_assign_new_counted,
+    "list_experiments": bench_list_experiments,
 }

@@ -315,6 +315,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_rotate_due_salts()", []),
         ("select rec_refresh_daily_rollups()", []),
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
+        ("select rec_record_decision('svc', %s, 'inconclusive')", [ADMIN]),
         ("select rec_grant_admin(%s, 'viewer', %s)", [user, ADMIN]),
         ("select rec_admin_role(%s)", [user]),
         ("select * from rec_list_admins()", []),
@@ -330,7 +331,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 12
+        assert scalar(db, "select count(*) from rec_audit_log") == 13
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 
