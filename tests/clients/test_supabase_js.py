@@ -53,6 +53,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-reset-user-variant": {"key": "$key", "user_id": "$user"},
     "admin-rotate-salt": {"key": "$key"},
     "admin-end-experiment": {"key": "$key"},
+    "admin-record-decision": {
+        "key": "$key",
+        "decision": "shipped",
+        "winner": "treatment",
+        "notes": "via supabase-js",
+    },
     "admin-list-experiments": {},
     "admin-get-experiment": {"key": "$key"},
     "admin-experiment-results": {"key": "$key"},
