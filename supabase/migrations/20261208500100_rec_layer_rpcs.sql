@@ -410,12 +410,18 @@ begin
     raise exception 'a signed-in user may only be assigned as themselves'
       using errcode = '42501';
   end if;
+  -- Missing = not stored and the rule lets the user in: a user whom the
+  -- rule leaves out of some experiments costs no further query for them.
   select coalesce(jsonb_object_agg(x.key, a.variant) filter (where a.variant is not null), '{}'),
-         count(*) filter (where a.variant is null)
+         count(*) filter (where case when a.variant is null
+                                     then rec_internal.rule_variant(x.salt, rec_assign_variants.user_id,
+                                                                    x.variants, x.coverage, l.salt,
+                                                                    x.layer_range) end is not null)
     into result, missing
     from public.rec_experiments x
     left join public.rec_user_experiment_assignments a
       on a.experiment_id = x.id and a.user_id = rec_assign_variants.user_id
+    left join public.rec_layers l on l.id = x.layer_id
    where x.status = 'active';
   if missing = 0 then
     return result;
