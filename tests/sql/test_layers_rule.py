@@ -154,7 +154,9 @@ def test_layer_range_bounds_are_half_open(db: psycopg.Connection) -> None:
                 )
     got = sql_rule(db, cases)
     assert got == [py_rule(c) for c in cases]
-    assert got == ["a" if c["range"][0] <= layer_bucket("L", c["user"]) < c["range"][1] else None for c in cases]
+    assert got == [
+        "a" if c["range"][0] <= layer_bucket("L", c["user"]) < c["range"][1] else None for c in cases
+    ]
 
 
 def within_3_se(count: int, n: int, p: float) -> bool:
@@ -172,9 +174,12 @@ def test_ramp_from_10_to_50_percent_moves_nobody(db: psycopg.Connection) -> None
     db.execute("select rec_activate_experiment('ramp', %s)", [ADMIN])
     assign_sql = "select count(*) from unnest(%s::uuid[]) u where rec_assign_variants(u) ? 'ramp'"
     first = scalar(db, assign_sql, [users])
-    before = {r[0]: r[1:] for r in db.execute(
-        "select user_id, variant, assignment_mode, assigned_at from rec_user_experiment_assignments"
-    ).fetchall()}
+    before = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "select user_id, variant, assignment_mode, assigned_at from rec_user_experiment_assignments"
+        ).fetchall()
+    }
     assert first == len(before) and within_3_se(first, n, 0.1)
     text = json.dumps(variants)
     assert {u for u in users if assign_extended("ramp-salt", u, text, 0.1)} == set(before)
@@ -183,12 +188,17 @@ def test_ramp_from_10_to_50_percent_moves_nobody(db: psycopg.Connection) -> None
     changes = scalar(db, "select details->'changes' from rec_audit_log order by id desc limit 1")
     assert changes == {"coverage": {"before": 0.1, "after": 0.5}}
     second = scalar(db, assign_sql, [users])
-    after = {r[0]: r[1:] for r in db.execute(
-        "select user_id, variant, assignment_mode, assigned_at from rec_user_experiment_assignments"
-    ).fetchall()}
+    after = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "select user_id, variant, assignment_mode, assigned_at from rec_user_experiment_assignments"
+        ).fetchall()
+    }
     assert within_3_se(second, n, 0.5) and second == len(after)
     assert {u: after[u] for u in before} == before  # same variant, same row: nobody moved
-    assert {u: a[0] for u, a in after.items()} == {u: assign_extended("ramp-salt", u, text, 0.5) for u in after}
+    assert {u: a[0] for u, a in after.items()} == {
+        u: assign_extended("ramp-salt", u, text, 0.5) for u in after
+    }
     # covered users split by the weights (1:3) at either coverage
     treated = sum(a[0] == "treatment" for a in after.values())
     assert within_3_se(treated, len(after), 0.75)
@@ -220,7 +230,8 @@ def test_disjoint_ranges_share_no_user_over_100k_users(db: psycopg.Connection) -
           select x.key, x.salt, x.variants, x.coverage, l.salt as layer_salt, x.layer_range
             from rec_experiments x join rec_layers l on l.id = x.layer_id),
         r as (
-          select u, count(*) filter (where e.key = 'a') > 0 as in_a, count(*) filter (where e.key = 'b') > 0 as in_b,
+          select u, count(*) filter (where e.key = 'a') > 0 as in_a,
+                 count(*) filter (where e.key = 'b') > 0 as in_b,
                  count(*) filter (where e.key = 'c') > 0 as in_c
             from (select gen_random_uuid() u from generate_series(1, %s)) users
            cross join e
