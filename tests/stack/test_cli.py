@@ -33,6 +33,8 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "admin revoke",
         "admin list",
         "admin add",
+        "layers list",
+        "layers create",
     }
     for name, p in leaves.items():
         target = p.get_default("run")
