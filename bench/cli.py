@@ -1,4 +1,4 @@
-"""`python -m bench [all|assign|assign_many|metrics|results|rollups] [options]`."""
+"""`python -m bench [all|assign|assign_many|metrics|results|rollups|layers] [options]`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics,results,rollups}",
+        metavar="{all,assign,assign_many,metrics,results,rollups,layers}",
         help="benchmarks to run (default: all)",
     )
     p.add_argument(

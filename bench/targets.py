@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, rollups
+from bench import fixtures, layers, rollups
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -365,10 +365,19 @@ def bench_rollups(db: BenchDatabase) -> list[Result]:
     return rollups.bench_rollups(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 6. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
+
+
+def bench_layers(db: BenchDatabase) -> list[Result]:
+    return layers.bench_layers(db.url, db.cfg.clients, db.cfg.seconds, db.cfg.rounds)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
     "metrics": bench_metrics,
     "results": bench_results,
     "rollups": bench_rollups,
+    "layers": bench_layers,
 }
