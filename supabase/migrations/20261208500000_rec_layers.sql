@@ -83,52 +83,74 @@ create index rec_experiments_layer_idx on public.rec_experiments (layer_id) wher
 -- Null: the user is not in the experiment. With coverage 1 and no layer this
 -- is exactly the original rule (the first positive variant with x*W < ri).
 -- Each float8 operation rounds on its own (no fused multiply-add).
-create function rec_internal.rule_variant(salt text, user_id uuid, variants jsonb,
-                                          coverage double precision, layer_salt text,
-                                          layer_range int4range)
-returns text
+-- One user, many experiments (the i-th of each array describes one), so the
+-- hot path evaluates all it needs in one call; the single-experiment form
+-- below is this same function.
+create function rec_internal.rule_variants(user_id uuid, salts text[], variants jsonb[],
+                                           coverages double precision[], layer_salts text[],
+                                           layer_ranges int4range[])
+returns text[]
 language plpgsql immutable parallel safe
 set search_path = ''
 as $$
 declare
+  found text[] := array_fill(null::text, array[coalesce(cardinality(salts), 0)]);
+  id_text text := user_id::text;
   h bytea;
-  bucket int;
   x double precision;
-  w double precision := 0;
-  r double precision := 0;
-  weight double precision;
-  n int := jsonb_array_length(variants);
+  w double precision;
+  r double precision;
+  weights double precision[];
+  vs jsonb;
+  lr int4range;
+  n int;
 begin
-  if salt is null or user_id is null or coverage is null then
-    return null;
-  end if;
-  if layer_salt is not null then
-    h := pg_catalog.sha256(convert_to('layer:' || layer_salt || user_id::text, 'UTF8'));
-    bucket := floor((((get_byte(h, 0)::bigint << 24) | (get_byte(h, 1)::bigint << 16)
-                      | (get_byte(h, 2)::bigint << 8) | get_byte(h, 3)::bigint)
-                     / 4294967296.0::double precision) * 10000::double precision)::int;
-    if layer_range is null or not (layer_range @> bucket) then
-      return null;
+  for e in 1 .. coalesce(cardinality(salts), 0) loop
+    vs := variants[e];
+    lr := layer_ranges[e];
+    n := jsonb_array_length(vs);
+    continue when id_text is null or salts[e] is null or coverages[e] is null or n is null;
+    -- Eligibility. A range of the whole layer holds every bucket: no hash needed.
+    if layer_salts[e] is not null and (lr is null or lower(lr) > 0 or upper(lr) < 10000) then
+      h := pg_catalog.sha256(convert_to('layer:' || layer_salts[e] || id_text, 'UTF8'));
+      -- floor(y * 10000) with y = prefix / 2^32, exact in integers: (prefix * 10000) >> 32
+      continue when lr is null
+        or not lr @> ((((get_byte(h, 0)::bigint << 24) | (get_byte(h, 1)::bigint << 16)
+                        | (get_byte(h, 2)::bigint << 8) | get_byte(h, 3)::bigint) * 10000) >> 32)::int;
     end if;
-  end if;
-  h := pg_catalog.sha256(convert_to(salt || user_id::text, 'UTF8'));
-  x := ((get_byte(h, 0)::bigint << 24) | (get_byte(h, 1)::bigint << 16)
-        | (get_byte(h, 2)::bigint << 8) | get_byte(h, 3)::bigint) / 4294967296.0::double precision;
-  -- Indexed access rather than jsonb_array_elements: plain expressions, no
-  -- query per loop (this runs on the recommender's hot path).
-  for i in 0 .. n - 1 loop
-    w := w + (variants->i->>'weight')::double precision;
+    -- Each weight's JSON text parsed once, summed in array order.
+    weights := '{}';
+    w := 0;
+    for i in 1 .. n loop
+      weights[i] := (vs->(i - 1)->>'weight')::double precision;
+      w := w + weights[i];
+    end loop;
+    h := pg_catalog.sha256(convert_to(salts[e] || id_text, 'UTF8'));
+    x := (((get_byte(h, 0)::bigint << 24) | (get_byte(h, 1)::bigint << 16)
+           | (get_byte(h, 2)::bigint << 8) | get_byte(h, 3)::bigint) / 4294967296.0::double precision) * w;
+    r := 0;
+    for i in 1 .. n loop
+      if weights[i] > 0 and r <= x and x < r + coverages[e] * weights[i] then
+        found[e] := vs->(i - 1)->>'name';
+        exit;
+      end if;
+      r := r + weights[i];
+    end loop;
   end loop;
-  x := x * w;
-  for i in 0 .. n - 1 loop
-    weight := (variants->i->>'weight')::double precision;
-    if weight > 0 and r <= x and x < r + coverage * weight then
-      return variants->i->>'name';
-    end if;
-    r := r + weight;
-  end loop;
-  return null;
+  return found;
 end
+$$;
+
+-- The rule for one experiment.
+create function rec_internal.rule_variant(salt text, user_id uuid, variants jsonb,
+                                          coverage double precision, layer_salt text,
+                                          layer_range int4range)
+returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select (rec_internal.rule_variants(user_id, array[salt], array[variants], array[coverage],
+                                     array[layer_salt], array[layer_range]))[1]
 $$;
 
 -- The original rule (no layer, coverage 1), kept by name for callers of it;
@@ -161,11 +183,32 @@ as $$
                                    e.layer_range)
 $$;
 
+-- Store `variant` as the user's automatic assignment unless a row exists;
+-- the stored variant either way. Never overwrites a row: concurrent first
+-- calls insert at most one row (ON CONFLICT DO NOTHING waits for the other
+-- inserter) and then all read that same row.
+create function rec_internal.store_auto(experiment_id uuid, user_id uuid, variant text)
+returns text
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v text;
+begin
+  insert into public.rec_user_experiment_assignments (experiment_id, user_id, variant, assignment_mode)
+  values (store_auto.experiment_id, store_auto.user_id, store_auto.variant, 'auto')
+  on conflict on constraint rec_user_experiment_assignments_pkey do nothing
+  returning rec_user_experiment_assignments.variant into v;
+  if v is null then
+    select a.variant into v from public.rec_user_experiment_assignments a
+     where a.experiment_id = store_auto.experiment_id and a.user_id = store_auto.user_id;
+  end if;
+  return v;
+end
+$$;
+
 -- The stored variant of an active experiment, or the rule's variant stored
 -- as `auto`; null (nothing stored) when the rule leaves the user out.
--- Never overwrites a row: concurrent first calls insert at most one row
--- (ON CONFLICT DO NOTHING waits for the other inserter) and then all read
--- that same row.
 create or replace function rec_internal.sticky_variant(e public.rec_experiments, user_id uuid)
 returns text
 language plpgsql volatile
@@ -177,15 +220,7 @@ begin
   if v is null then
     return null;  -- not eligible or not covered: not in the experiment
   end if;
-  insert into public.rec_user_experiment_assignments (experiment_id, user_id, variant, assignment_mode)
-  values (e.id, sticky_variant.user_id, v, 'auto')
-  on conflict on constraint rec_user_experiment_assignments_pkey do nothing
-  returning variant into v;
-  if v is null then
-    select a.variant into v from public.rec_user_experiment_assignments a
-     where a.experiment_id = e.id and a.user_id = sticky_variant.user_id;
-  end if;
-  return v;
+  return rec_internal.store_auto(e.id, sticky_variant.user_id, v);
 end
 $$;
 
@@ -215,6 +250,8 @@ create trigger rec_layers_audited_writes_only
     'Use rec_create_layer.');
 
 revoke all on function rec_internal.rule_variant(text, uuid, jsonb, double precision, text, int4range),
+                       rec_internal.rule_variants(uuid, text[], jsonb[], double precision[], text[], int4range[]),
+                       rec_internal.store_auto(uuid, uuid, text),
                        rec_internal.layer_salt(uuid),
                        rec_internal.rule_for(public.rec_experiments, uuid),
                        rec_internal.experiment_json(public.rec_experiments),

@@ -388,6 +388,8 @@ comment on function public.rec_user_assignments(uuid) is
 
 -- As before, except that an experiment whose rule leaves the user out
 -- (layer range, coverage) is not in the map and nothing is stored for it.
+-- The rule runs once per call for every active experiment with no stored
+-- row, so a user left out of some costs no query per experiment.
 create or replace function public.rec_assign_variants(user_id uuid)
 returns jsonb
 language plpgsql security definer
@@ -395,9 +397,14 @@ set search_path = ''
 as $$
 declare
   result jsonb;
-  missing bigint;
-  e public.rec_experiments;
-  v text;
+  ids uuid[];
+  keys text[];
+  salts text[];
+  variants jsonb[];
+  coverages double precision[];
+  layer_salts text[];
+  layer_ranges int4range[];
+  rules text[];
 begin
   -- Inline, not a helper call: this is the hot path (see bench/).
   if rec_assign_variants.user_id is null then
@@ -410,33 +417,32 @@ begin
     raise exception 'a signed-in user may only be assigned as themselves'
       using errcode = '42501';
   end if;
-  -- Missing = not stored and the rule lets the user in: a user whom the
-  -- rule leaves out of some experiments costs no further query for them.
+  -- Stored variants, and what the rule needs for the experiments without
+  -- one (in id order, so concurrent callers take row locks in one order).
   select coalesce(jsonb_object_agg(x.key, a.variant) filter (where a.variant is not null), '{}'),
-         count(*) filter (where case when a.variant is null
-                                     then rec_internal.rule_variant(x.salt, rec_assign_variants.user_id,
-                                                                    x.variants, x.coverage, l.salt,
-                                                                    x.layer_range) end is not null)
-    into result, missing
+         array_agg(x.id order by x.id) filter (where a.variant is null),
+         array_agg(x.key order by x.id) filter (where a.variant is null),
+         array_agg(x.salt order by x.id) filter (where a.variant is null),
+         array_agg(x.variants order by x.id) filter (where a.variant is null),
+         array_agg(x.coverage order by x.id) filter (where a.variant is null),
+         array_agg(l.salt order by x.id) filter (where a.variant is null),
+         array_agg(x.layer_range order by x.id) filter (where a.variant is null)
+    into result, ids, keys, salts, variants, coverages, layer_salts, layer_ranges
     from public.rec_experiments x
     left join public.rec_user_experiment_assignments a
       on a.experiment_id = x.id and a.user_id = rec_assign_variants.user_id
     left join public.rec_layers l on l.id = x.layer_id
    where x.status = 'active';
-  if missing = 0 then
-    return result;
+  if ids is null then
+    return result;  -- the sticky hit: one query, nothing written
   end if;
-  -- Every experiment missing from the map, even if a concurrent call has
-  -- stored its row since (sticky_variant then reads that row). In id order,
-  -- so concurrent callers take row locks in the same order.
-  for e in
-    select x.* from public.rec_experiments x
-     where x.status = 'active' and not result ? x.key
-     order by x.id
-  loop
-    v := rec_internal.sticky_variant(e, rec_assign_variants.user_id);
-    if v is not null then
-      result := result || jsonb_build_object(e.key, v);
+  rules := rec_internal.rule_variants(rec_assign_variants.user_id, salts, variants, coverages,
+                                      layer_salts, layer_ranges);
+  for i in 1 .. cardinality(ids) loop
+    -- Stored even if a concurrent call stored it since (store_auto then reads that row).
+    if rules[i] is not null then
+      result := result || jsonb_build_object(keys[i],
+                                             rec_internal.store_auto(ids[i], rec_assign_variants.user_id, rules[i]));
     end if;
   end loop;
   return result;

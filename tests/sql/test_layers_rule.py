@@ -207,16 +207,18 @@ def test_ramp_from_10_to_50_percent_moves_nobody(db: psycopg.Connection) -> None
 def layered_feed(db: psycopg.Connection) -> str:
     """Layer 'feed': a [0, 3000), b [3000, 8000), c [8000, 10000) at coverage
     0.5, [8000, 10000) otherwise free; 'free' is in no layer. All active."""
-    db.execute("select rec_create_layer('feed', %s)", [ADMIN])
+    # Fixed salts (the owner may insert a layer directly), so the share checks
+    # below are deterministic rather than flaky.
+    db.execute("insert into rec_layers (key, salt) values ('feed', 'feed-layer-salt')")
     ab = json.dumps([{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}])
     for key, low, high, coverage in (("a", 0, 3000, 1), ("b", 3000, 8000, 1), ("c", 8000, 10000, 0.5)):
         db.execute(
             "select rec_create_experiment(%s, %s::jsonb, %s, layer_key => 'feed', layer_from => %s,"
-            " layer_to => %s, coverage => %s)",
-            [key, ab, ADMIN, low, high, coverage],
+            " layer_to => %s, coverage => %s, salt => %s)",
+            [key, ab, ADMIN, low, high, coverage, f"{key}-salt"],
         )
         db.execute("select rec_activate_experiment(%s, %s)", [key, ADMIN])
-    create_experiment(db, "free", json.loads(ab))
+    create_experiment(db, "free", json.loads(ab), salt="free-salt")
     return ab
 
 
@@ -233,7 +235,7 @@ def test_disjoint_ranges_share_no_user_over_100k_users(db: psycopg.Connection) -
           select u, count(*) filter (where e.key = 'a') > 0 as in_a,
                  count(*) filter (where e.key = 'b') > 0 as in_b,
                  count(*) filter (where e.key = 'c') > 0 as in_c
-            from (select gen_random_uuid() u from generate_series(1, %s)) users
+            from unnest(%s::uuid[]) users(u)
            cross join e
            where rec_internal.rule_variant(e.salt, u, e.variants, e.coverage, e.layer_salt, e.layer_range)
                  is not null
@@ -241,7 +243,7 @@ def test_disjoint_ranges_share_no_user_over_100k_users(db: psycopg.Connection) -
         select count(*) filter (where in_a), count(*) filter (where in_b), count(*) filter (where in_c),
                count(*) filter (where in_a::int + in_b::int + in_c::int > 1)
           from r""",
-        [n],
+        [uuids(n, seed=101)],
     ).fetchone()
     assert row is not None
     a, b, c, shared = row
