@@ -119,7 +119,7 @@ begin
                         | (get_byte(h, 2)::bigint << 8) | get_byte(h, 3)::bigint) * 10000) >> 32)::int;
     end if;
     -- Each weight's JSON text parsed once, summed in array order.
-    weights := '{}';
+    weights := array[]::double precision[];
     w := 0;
     for i in 1 .. n loop
       weights[i] := (vs->(i - 1)->>'weight')::double precision;
