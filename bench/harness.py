@@ -216,6 +216,9 @@ class Result:
     target: float
     higher_is_better: bool  # of the ratio
     notes: list[str] = field(default_factory=list)
+    # The verdict from the median of the per-round ratios (each round's pair
+    # ran back to back) instead of the ratio of the two medians.
+    paired: bool = False
 
     @property
     def baseline_median(self) -> float:
@@ -230,6 +233,8 @@ class Result:
         # Always candidate / baseline: for throughputs higher is better (a
         # speedup when the candidate does the baseline's work in one call),
         # for times lower is better.
+        if self.paired:
+            return statistics.median(y / x for x, y in zip(self.baseline, self.candidate, strict=True))
         return self.candidate_median / self.baseline_median
 
     @property

@@ -16,7 +16,6 @@ map), users drawn by pgbench from a table of each kind.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -167,11 +166,6 @@ def _pair(
     return a, b
 
 
-def _paired_note(a: list[float], b: list[float]) -> str:
-    ratios = [y / x for x, y in zip(a, b, strict=True)]
-    return f"median of the paired per-round ratios: {statistics.median(ratios):.2f}"
-
-
 def _sticky(
     url: str, conn: psycopg.Connection, counts: dict[str, int], clients: int, seconds: int, rounds: int
 ) -> Result:
@@ -193,8 +187,9 @@ def _sticky(
         notes=[
             f"pgbench -M prepared -c {clients} -T {seconds}, {rounds} alternating rounds per side, "
             f"{counts['all']:,} users stored in all 10; no rows written",
-            _paired_note(a, b),
+            "verdict: the median of the paired per-round ratios",
         ],
+        paired=True,
     )
 
 
@@ -219,6 +214,7 @@ def _uncovered(
         notes=[
             f"pgbench -M prepared -c {clients} -T {seconds}, {rounds} alternating rounds per side, "
             f"{counts['none']:,} uncovered and {counts['all']:,} fully stored users; no rows written",
-            _paired_note(a, b),
+            "verdict: the median of the paired per-round ratios",
         ],
+        paired=True,
     )
