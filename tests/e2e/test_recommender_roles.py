@@ -77,6 +77,8 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_admin_role": {"user_id": user},
         "rec_verify_audit_chain": {},
         "rec_refresh_daily_rollups": {},
+        "rec_create_layer": {"layer_key": new_key("e2e-roles-layer"), "admin_id": ADMIN},
+        "rec_list_layers": {},
     }
 
 

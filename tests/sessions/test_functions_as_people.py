@@ -102,6 +102,7 @@ async def test_admin_writes_and_the_audit_names_them(
         ("admin-reset-user-variant", {"key": key, "user_id": user}),
         ("admin-rotate-salt", {"key": key}),
         ("admin-end-experiment", {"key": key}),
+        ("admin-create-layer", {"key": f"layer-{key}"}),
     ]
     assert {name for name, _ in steps} == set(WRITES)
     for name, body in steps:
