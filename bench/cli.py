@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics,results,rollups,layers}",
+        metavar="{all,assign,assign_many,metrics,results,rollups,signed_in,metric_catalogue,layers}",
         help="benchmarks to run (default: all)",
     )
     p.add_argument(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, layers, rollups
+from bench import fixtures, layers, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -366,7 +366,23 @@ def bench_rollups(db: BenchDatabase) -> list[Result]:
 
 
 # --------------------------------------------------------------------------
-# 6. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
+# 6. Signed-in function calls (bench/signed_in.py)
+
+
+def bench_signed_in(db: BenchDatabase) -> Result:
+    return signed_in.bench_signed_in(db.url, max(db.cfg.query_rounds, 7))
+
+
+# --------------------------------------------------------------------------
+# 7. Results with one catalogue metric of each kind (bench/metric_catalogue.py)
+
+
+def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
+    return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
+# --------------------------------------------------------------------------
+# 8. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
 
 
 def bench_layers(db: BenchDatabase) -> list[Result]:
@@ -379,5 +395,7 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "metrics": bench_metrics,
     "results": bench_results,
     "rollups": bench_rollups,
+    "signed_in": bench_signed_in,
+    "metric_catalogue": bench_metric_catalogue,
     "layers": bench_layers,
 }

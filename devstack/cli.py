@@ -79,6 +79,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refresh the daily metric rollups this often (default %(default)s; 0 = never)",
     )
+    d.add_argument(
+        "--anchor-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="record the audit chain's head in <data-dir>/audit-anchors.jsonl this often"
+        " (default %(default)s; 0 = never)",
+    )
     d.set_defaults(run="devstack.server:run")
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")
@@ -104,6 +112,27 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password", required=True)
     add.add_argument("--role", choices=["viewer", "admin"], default="admin")
 
+    metrics = sub.add_parser("metrics", help="the metric catalogue (rec_metrics)")
+    metric_actions = metrics.add_subparsers(required=True, metavar="action")
+    ml = metric_actions.add_parser("list", help="every metric definition, built-ins first")
+    add_database_args(ml, from_env=True)
+    ml.set_defaults(run="devstack.metrics_cli:run_list")
+    mc = metric_actions.add_parser("create", help="define a metric (audited)")
+    mc.add_argument("key", help="metric key")
+    mc.add_argument(
+        "--kind",
+        required=True,
+        choices=["impression_rate", "value_per_impression", "per_user_count", "per_user_value", "user_rate"],
+    )
+    mc.add_argument("--outcome", help="one outcome name (default: any outcome)")
+    mc.add_argument("--direction", choices=["increase", "decrease"], default="increase")
+    mc.add_argument("--capping", type=float, help="winsorise users at this quantile, e.g. 0.999")
+    mc.add_argument("--name")
+    mc.add_argument("--description")
+    add_database_args(mc, from_env=True)
+    mc.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    mc.set_defaults(run="devstack.metrics_cli:run_create")
+
     layers = sub.add_parser("layers", help="layers: experiments in one layer never share a user")
     layer_actions = layers.add_subparsers(required=True, metavar="action")
     listing = layer_actions.add_parser(
@@ -125,6 +154,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="to_day", type=utc_day, help="last UTC day (YYYY-MM-DD)")
     add_database_args(r, from_env=True)
     r.set_defaults(run="devstack.results_report:run")
+
+    audit = sub.add_parser("audit", help="check the audit hash chain from outside the database")
+    steps = audit.add_subparsers(required=True, metavar="action")
+    anchor = steps.add_parser("anchor", help="append the chain's current head to FILE (JSON lines)")
+    anchor.add_argument("--anchors", type=Path, required=True, metavar="FILE", help="where anchors are kept")
+    add_database_args(anchor, from_env=True)
+    anchor.set_defaults(run="devstack.audit:run_anchor")
+    verify = steps.add_parser("verify", help="re-derive every hash and link; check the anchors in FILE")
+    verify.add_argument("--anchors", type=Path, metavar="FILE", help="anchors recorded by `audit anchor`")
+    add_database_args(verify, from_env=True)
+    verify.set_defaults(run="devstack.audit:run_verify")
     return p
 
 

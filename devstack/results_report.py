@@ -28,6 +28,13 @@ def fetch(
     return results.analyse(row[0])
 
 
+ROLES = [
+    ("goal", "goals (decide the verdict; p adjusted by Holm over goals)"),
+    ("guardrail", "guardrails (must not get worse)"),
+    ("secondary", "secondary"),
+]
+
+
 def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -36,11 +43,23 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
+def _comparison_line(c: Mapping[str, Any]) -> str:
+    interval = "-" if c["lift_ci_low"] is None else f"{_pct(c['lift_ci_low'])} .. {_pct(c['lift_ci_high'])}"
+    better = "up" if c["direction"] == "increase" else "down"
+    return (
+        f"{c['metric']:<22} {better:<4} {c['variant']:<14} {_num(c['difference'], '+.4f'):>10} "
+        f"{_num(c['p_value'], '.3g'):>8} {_num(c['adjusted_p_value'], '.3g'):>8} "
+        f"{_num(c['chance_to_win'], '.0%'):>6} {_pct(c['lift']):>8}  {interval}"
+    )
+
+
 def format_answer(answer: Mapping[str, Any]) -> str:
-    """Counts, metrics (value ± standard error), comparisons with the
-    baseline, health, then the warnings."""
+    """The verdict sentence first, then counts, metrics (value ± standard
+    error), comparisons grouped by role, health and the warnings."""
     health = answer["health"]
     lines = [
+        answer["summary"],
+        "",
         f"experiment {answer['key']}: {answer['from_day']} .. {answer['to_day']} (UTC days), "
         f"baseline {answer['baseline']}",
         "",
@@ -51,22 +70,21 @@ def format_answer(answer: Mapping[str, Any]) -> str:
         f"{v['engaged_impressions']:>9} {v['outcomes']:>9}"
         for v in answer["variants"]
     ]
-    lines += ["", f"{'metric':<18} {'variant':<16} {'value':>10} {'std error':>10}"]
+    lines += ["", f"{'metric':<22} {'role':<10} {'variant':<14} {'value':>10} {'std error':>10}"]
     for m in answer["metrics"]:
         value, se = _num(m["value"], ".4f"), _num(m["std_error"], ".4f")
-        lines.append(f"{m['metric']:<18} {m['variant']:<16} {value:>10} {se:>10}")
-    lines += [
-        "",
-        f"{'metric':<18} {'variant':<16} {'difference':>10} {'p':>8} {'lift':>8}  95% interval of lift",
-    ]
-    for c in answer["comparisons"]:
-        interval = (
-            "-" if c["lift_ci_low"] is None else f"{_pct(c['lift_ci_low'])} .. {_pct(c['lift_ci_high'])}"
-        )
-        lines.append(
-            f"{c['metric']:<18} {c['variant']:<16} {_num(c['difference'], '+.4f'):>10} "
-            f"{_num(c['p_value'], '.3g'):>8} {_pct(c['lift']):>8}  {interval}"
-        )
+        lines.append(f"{m['metric']:<22} {m['role']:<10} {m['variant']:<14} {value:>10} {se:>10}")
+    for role, title in ROLES:
+        rows = [c for c in answer["comparisons"] if c["role"] == role]
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"{title}:",
+            f"{'metric':<22} {'good':<4} {'variant':<14} {'difference':>10} {'p':>8} {'adj. p':>8} "
+            f"{'win':>6} {'lift':>8}  95% interval of lift (not adjusted)",
+        ]
+        lines += [_comparison_line(c) for c in rows]
     lines += [
         "",
         f"users: {health['assigned_users']} assigned, {health['exposed_users']} exposed, "

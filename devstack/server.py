@@ -39,7 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
-from devstack import admins, cli_args, jobs, migrate, pg_owner, postgres
+from devstack import admins, audit, cli_args, jobs, migrate, pg_owner, postgres
 from devstack import keys as local_keys
 from devstack.auth import AuthApi
 from devstack.auth_keys import SigningKey
@@ -187,7 +187,11 @@ def run(args: argparse.Namespace) -> int:
             signing_key = SigningKey.load_or_create(args.data_dir)
             demo_admin = admins.ensure_demo_admin(server.url, args.data_dir)
             print(banner(public_url, server, keys, applied, args, demo_admin), flush=True)
-            with jobs.refreshing_rollups(server.url, getattr(args, "refresh_every", jobs.REFRESH_EVERY)):
+            anchors = args.data_dir / audit.DEV_ANCHORS
+            with (
+                jobs.refreshing_rollups(server.url, getattr(args, "refresh_every", jobs.REFRESH_EVERY)),
+                audit.anchoring(server.url, anchors, getattr(args, "anchor_every", audit.ANCHOR_EVERY)),
+            ):
                 started = serve(build_app(server.url, keys, public_url, signing_key=signing_key), sock)
         finally:
             _stop_database(server)

@@ -35,8 +35,8 @@ class Function:
 
 
 def calls(rpc_name: str, key: str = "experiment_key") -> Call:
-    """A plain action: the body as the arguments of one RPC (the body's `key`
-    named `key`), its result as the answer."""
+    """A plain action: the body as the arguments of one RPC (``key`` renamed
+    to `key`), its result as the answer."""
     name = rpc(rpc_name)
 
     async def call(runtime: Runtime, body: BaseModel) -> Any:
@@ -119,6 +119,34 @@ FUNCTIONS: dict[str, Function] = _registry(
         experiment_results.call,
         writes=False,
         summary="Per-user statistics of an experiment: metrics, comparisons, health, warnings.",
+    ),
+    Function(
+        "admin-create-metric",
+        models.CreateMetric,
+        calls("rec_create_metric", key="metric_key"),
+        writes=True,
+        summary="Define a metric: kind, outcome name (or any), direction, capping.",
+    ),
+    Function(
+        "admin-update-metric",
+        models.UpdateMetric,
+        calls("rec_update_metric", key="metric_key"),
+        writes=True,
+        summary="Change a metric's name, description, direction or capping (built-ins are fixed).",
+    ),
+    Function(
+        "admin-list-metrics",
+        models.ListMetrics,
+        calls("rec_list_metrics"),
+        writes=False,
+        summary="Every metric definition, built-ins first.",
+    ),
+    Function(
+        "admin-set-experiment-metrics",
+        models.SetExperimentMetrics,
+        calls("rec_set_experiment_metrics"),
+        writes=True,
+        summary="Choose an experiment's goals, guardrails and secondary metrics (not once ended).",
     ),
     Function(
         "admin-search-users",

@@ -365,6 +365,90 @@ class ExperimentResults(Body):
         return self
 
 
+MetricKind = Literal[
+    "impression_rate", "value_per_impression", "per_user_count", "per_user_value", "user_rate"
+]
+Direction = Literal["increase", "decrease"]
+MetricKey = Annotated[str, Field(pattern=KEY_PATTERN, description="Metric key.")]
+OutcomeName = Annotated[
+    str, Field(pattern=r"^[a-z0-9_.-]{1,64}$", description="One outcome name; leave out for any outcome.")
+]
+Capping = Annotated[
+    float,
+    Field(
+        gt=0, lt=1, description="Winsorise each user at this quantile over all analysed users (e.g. 0.999)."
+    ),
+]
+CappingChange = Annotated[float, Field(ge=0, lt=1, description="A new capping quantile; 0 removes capping.")]
+
+
+class CreateMetric(Body):
+    """Define a metric. ``user_rate`` metrics cannot be capped."""
+
+    key: MetricKey
+    kind: MetricKind
+    admin_id: UUID
+    name: Name | None = None
+    description: Description | None = None
+    outcome: OutcomeName | None = None
+    direction: Direction | None = None
+    capping: Capping | None = None
+
+    @model_validator(mode="after")
+    def _user_rate_uncapped(self) -> Self:
+        if self.kind == "user_rate" and self.capping is not None:
+            raise PydanticCustomError("user_rate_capped", "a user_rate metric cannot be capped")
+        return self
+
+
+class UpdateMetric(Body):
+    """Change a metric; omitted fields stay. Kind and outcome are fixed; built-ins cannot change."""
+
+    key: MetricKey
+    admin_id: UUID
+    name: Name | None = None
+    description: Description | None = None
+    direction: Direction | None = None
+    capping: CappingChange | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.model_dump(exclude_none=True).keys() <= {"key", "admin_id"}:
+            raise PydanticCustomError(
+                "nothing_to_update", "send at least one of name, description, direction, capping"
+            )
+        return self
+
+
+class ListMetrics(Body):
+    """No fields: every metric definition."""
+
+
+class MetricRole(Body):
+    metric: MetricKey
+    role: Literal["goal", "guardrail", "secondary"]
+
+
+def _one_goal(metrics: list[MetricRole]) -> list[MetricRole]:
+    if not any(m.role == "goal" for m in metrics):
+        raise PydanticCustomError("no_goal", "a metric set needs at least one goal")
+    if len({m.metric for m in metrics}) != len(metrics):
+        raise PydanticCustomError("metric_twice", "each metric may appear once")
+    return metrics
+
+
+class SetExperimentMetrics(Body):
+    """The metrics an experiment is judged on, in order; at least one goal."""
+
+    key: ExperimentKey
+    metrics: Annotated[
+        list[MetricRole],
+        Field(min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_one_goal),
+    ]
+    admin_id: UUID
+
+
 class SearchUsers(Body):
     """Users by exact uuid or e-mail prefix."""
 

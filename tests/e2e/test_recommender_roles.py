@@ -76,9 +76,23 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_list_admins": {},
         "rec_admin_role": {"user_id": user},
         "rec_verify_audit_chain": {},
+        "rec_audit_chain_head": {},
+        "rec_audit_chain_rows": {"after_seq": 0, "max_rows": 10},
         "rec_refresh_daily_rollups": {},
         "rec_create_layer": {"layer_key": new_key("e2e-roles-layer"), "admin_id": ADMIN},
         "rec_list_layers": {},
+        "rec_create_metric": {
+            "metric_key": new_key("e2e-roles-metric"),
+            "kind": "user_rate",
+            "admin_id": ADMIN,
+        },
+        "rec_update_metric": {"metric_key": "engagement_rate", "admin_id": ADMIN, "name": "taken over"},
+        "rec_list_metrics": {},
+        "rec_set_experiment_metrics": {
+            "experiment_key": active,
+            "metrics": [{"metric": "engagement_rate", "role": "goal"}],
+            "admin_id": ADMIN,
+        },
     }
 
 
@@ -90,6 +104,8 @@ def state(stack: Stack) -> tuple[Any, ...]:
             "select experiment_id, user_id, variant, assignment_mode"
             " from public.rec_user_experiment_assignments order by 1, 2"
         ),
+        stack.sql("select key, name, direction, capping from public.rec_metrics order by key"),
+        stack.sql("select experiment_id, metric_id, role from public.rec_experiment_metrics order by 1, 2"),
     )
 
 

@@ -51,6 +51,13 @@ RESULTS_STATS = {
     },
 }
 LAYER = {"key": "feed", "name": "Home feed", "description": None, "salt": "layer-salt"}
+METRIC = {
+    "key": "likes",
+    "kind": "per_user_count",
+    "outcome": "like",
+    "direction": "increase",
+    "capping": 0.999,
+}
 EXPERIMENT = {
     "id": "0d6f5c1e-3b2a-4f19-8e7d-6c5b4a392817",
     "key": "home-feed",
@@ -158,6 +165,41 @@ CASES = [
         {"p_experiment_key": "home-feed", "p_from": "2026-01-10", "p_to": "2026-01-11"},
         RESULTS_STATS,
         results.analyse(RESULTS_STATS),
+    ),
+    Case(
+        "admin-create-metric",
+        {"key": "likes", "kind": "per_user_count", "admin_id": ADMIN_ID, "outcome": "like", "capping": 0.999},
+        "rec_create_metric",
+        {
+            "metric_key": "likes",
+            "kind": "per_user_count",
+            "admin_id": ADMIN_ID,
+            "outcome": "like",
+            "capping": 0.999,
+        },
+        METRIC,
+        METRIC,
+    ),
+    Case(
+        "admin-update-metric",
+        {"key": "likes", "admin_id": ADMIN_ID, "direction": "decrease", "capping": 0},
+        "rec_update_metric",
+        {"metric_key": "likes", "admin_id": ADMIN_ID, "direction": "decrease", "capping": 0},
+        METRIC,
+        METRIC,
+    ),
+    Case("admin-list-metrics", {}, "rec_list_metrics", {}, [METRIC], [METRIC]),
+    Case(
+        "admin-set-experiment-metrics",
+        {"key": "home-feed", "metrics": [{"metric": "likes", "role": "goal"}], "admin_id": ADMIN_ID},
+        "rec_set_experiment_metrics",
+        {
+            "experiment_key": "home-feed",
+            "metrics": [{"metric": "likes", "role": "goal"}],
+            "admin_id": ADMIN_ID,
+        },
+        {"experiment_key": "home-feed", "metrics": [{"metric": "likes", "role": "goal"}]},
+        {"experiment_key": "home-feed", "metrics": [{"metric": "likes", "role": "goal"}]},
     ),
     Case(
         "admin-search-users",

@@ -44,7 +44,33 @@ WRONG_TYPES: dict[type, list[Any]] = {
     bool: [1, 0, "true", [], {}],
     int: [True, "5", 5.5, [], {}],
     list: ["control", {}, 1, True],
+    float: [True, "0.5", [], {}, 1.5, -0.5, 1.0],
 }
+# Metric definitions and sets the models refuse before any database call.
+BAD_METRIC_FIELDS: list[tuple[str, dict[str, Any]]] = [
+    ("admin-create-metric", {"kind": "ratio"}),
+    ("admin-create-metric", {"kind": "User_Rate"}),
+    ("admin-create-metric", {"direction": "up"}),
+    ("admin-create-metric", {"outcome": "Like"}),
+    ("admin-create-metric", {"outcome": ""}),
+    ("admin-create-metric", {"outcome": "a" * 65}),
+    ("admin-create-metric", {"capping": 0}),
+    ("admin-create-metric", {"capping": 1}),
+    ("admin-create-metric", {"kind": "user_rate", "capping": 0.99}),
+    ("admin-update-metric", {"capping": -0.1}),
+    ("admin-update-metric", {"capping": 1}),
+    ("admin-update-metric", {"direction": "down"}),
+    ("admin-set-experiment-metrics", {"metrics": []}),
+    ("admin-set-experiment-metrics", {"metrics": [{"metric": "likes", "role": "guardrail"}]}),
+    ("admin-set-experiment-metrics", {"metrics": [{"metric": "likes", "role": "owner"}]}),
+    ("admin-set-experiment-metrics", {"metrics": [{"metric": "likes"}]}),
+    ("admin-set-experiment-metrics", {"metrics": [{"metric": "Likes!", "role": "goal"}]}),
+    (
+        "admin-set-experiment-metrics",
+        {"metrics": [{"metric": "likes", "role": "goal"}, {"metric": "likes", "role": "secondary"}]},
+    ),
+    ("admin-set-experiment-metrics", {"metrics": [{"metric": "likes", "role": "goal", "extra": 1}]}),
+]
 
 
 def bodies() -> Iterator[Any]:
@@ -73,6 +99,11 @@ def bodies() -> Iterator[Any]:
         if "variant" in valid:
             for bad in VARIANT_NAMES:
                 yield pytest.param(name, {**valid, "variant": bad}, id=f"{name}-variant={bad!r}")
+
+
+def metric_bodies() -> Iterator[Any]:
+    for name, change in BAD_METRIC_FIELDS:
+        yield pytest.param(name, {**VALID[name], **change}, id=f"{name}-{change!r}")
 
 
 def variant_lists() -> Iterator[Any]:
@@ -224,6 +255,7 @@ async def test_bodies_that_are_not_a_json_object_are_400(
     ("name", "body"),
     [
         *bodies(),
+        *metric_bodies(),
         *variant_lists(),
         *(pytest.param(*case, id=label) for label, case in SPECIFIC.items()),
     ],

@@ -1,21 +1,23 @@
-"""Simulated experiments as per-variant sufficient statistics, vectorised
-over many runs: heterogeneous users (engagement probability from a Beta,
-impressions per user from a capped Pareto), as real traffic looks.
+"""Simulated experiments as sufficient statistics, vectorised over many
+runs: heterogeneous users (engagement probability from a Beta, impressions
+per user from a Pareto tail), as real traffic looks.
 
 Each user i gets nᵢ impressions, pᵢ ~ Beta(a, b) (times 1 + lift in the
-treatment), eᵢ ~ Binomial(nᵢ, pᵢ) engaged impressions and oᵢ = eᵢ +
-Binomial(eᵢ, SAVE) outcomes (a click, sometimes a save).
+treatment), eᵢ ~ Binomial(nᵢ, pᵢ) engaged impressions, oᵢ = eᵢ +
+Binomial(eᵢ, SAVE) outcomes (a click, sometimes a save) and vᵢ ~ Gamma(oᵢ, 1),
+the sum of an exponential value per outcome (watch time, say).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate
 from scipy import stats as sps
 
-from shared.results import VariantStats
+from shared.results import MetricStats, VariantStats
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Population:
         return float(1 - np.dot(pmf[pmf > 0], never))
 
 
+# Heavy users as bots and power users make them: the Pareto tail uncapped
+# (10 million impressions is beyond any draw here).
+HEAVY = Population(cap=10_000_000)
+
+
 def simulate(
     rng: np.random.Generator, pop: Population, runs: int, users: int, lift: float = 0.0
 ) -> list[VariantStats]:
@@ -70,3 +77,65 @@ def simulate(
         "engaged_users": (e > 0).sum(1),
     }
     return [VariantStats(users, **{name: int(v[r]) for name, v in sums.items()}) for r in range(runs)]
+
+
+Users = dict[str, np.ndarray]  # n, e, o, v: (runs, users) arrays
+
+
+def draw_users(rng: np.random.Generator, pop: Population, runs: int, users: int, lift: float = 0.0) -> Users:
+    n = pop.impressions(rng, (runs, users))
+    p = np.minimum(1.0, rng.beta(pop.beta_a, pop.beta_b, (runs, users)) * (1 + lift))
+    e = rng.binomial(n, p)
+    o = e + rng.binomial(e, pop.save)
+    v = rng.gamma(np.maximum(o, 1e-300), 1.0) * (o > 0)
+    return {"n": n.astype(float), "e": e.astype(float), "o": o.astype(float), "v": v}
+
+
+NUMERATOR = {
+    "impression_rate": "e",
+    "value_per_impression": "v",
+    "per_user_count": "o",
+    "per_user_value": "v",
+    "user_rate": "e",
+}
+
+
+def _quantile(arms: list[Users], field: str, capping: float) -> np.ndarray:
+    pooled = np.concatenate([arm[field] for arm in arms], axis=1)
+    return np.quantile(pooled, capping, axis=1, method="linear")[:, None]  # = percentile_cont
+
+
+def per_user(arms: list[Users], kind: str, capping: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(n, a) per arm after capping, as the database computes them."""
+    field = NUMERATOR[kind]
+    ratio = kind in ("impression_rate", "value_per_impression")
+    cap_n = _quantile(arms, "n", capping) if capping is not None and ratio else None
+    cap_a = _quantile(arms, field, capping) if capping is not None and kind != "impression_rate" else None
+    out = []
+    for arm in arms:
+        n, a = arm["n"], arm[field]
+        if kind == "user_rate":
+            a = (a > 0).astype(float)
+        if cap_a is not None:
+            a = np.minimum(a, cap_a)
+        if cap_n is not None:
+            scale = np.minimum(1.0, cap_n / n)
+            n, a = n * scale, a * scale
+        out.append((n, a))
+    return out
+
+
+def metric_stats(arms: list[Users], kind: str, capping: float | None) -> list[list[MetricStats]]:
+    """One MetricStats per arm and run."""
+    out = []
+    for n, a in per_user(arms, kind, capping):
+        sums = [n.sum(1), (n * n).sum(1), a.sum(1), (a * a).sum(1), (a * n).sum(1)]
+        out.append([MetricStats(n.shape[1], *(float(s[r]) for s in sums)) for r in range(n.shape[0])])
+    return out
+
+
+def chunks(runs: int, size: int = 250) -> Iterator[int]:
+    """Runs in blocks, so arrays stay small on a shared machine."""
+    while runs > 0:
+        yield min(size, runs)
+        runs -= size

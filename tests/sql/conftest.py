@@ -20,6 +20,7 @@ from devstack.platform import OWNER, Regime
 
 TABLES = (
     "rec_audit_log",
+    "rec_experiment_metrics",
     "rec_outcomes",
     "rec_impressions",
     "rec_user_experiment_assignments",
@@ -45,6 +46,10 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
         # faster than TRUNCATE, which matters at hundreds of tests.
         for table in (*TABLES, "auth.users"):
             conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*table.split("."))))
+        conn.execute(
+            "delete from rec_metrics"
+            " where key not in ('engagement_rate', 'outcomes_per_user', 'engaged_user_rate')"
+        )
         # an empty log is an empty chain
         conn.execute("update rec_internal.audit_chain_head set seq = 0, hash = null")
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
@@ -167,6 +172,10 @@ def snapshot(conn: psycopg.Connection) -> dict[str, Any]:
             "select to_jsonb(a) from rec_user_experiment_assignments a order by experiment_id, user_id"
         ),
         "audit": rows("select to_jsonb(l) from rec_audit_log l order by id"),
+        "metrics": rows("select to_jsonb(m) from rec_metrics m order by key"),
+        "experiment_metrics": rows(
+            "select to_jsonb(x) from rec_experiment_metrics x order by experiment_id, metric_id"
+        ),
     }
 
 

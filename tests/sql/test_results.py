@@ -24,6 +24,14 @@ VARIANTS = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}
 FROM, TO = dt.date(2026, 1, 10), dt.date(2026, 1, 11)
 
 
+Q2 = 1.959963984540054**2
+
+
+def fieller_lift(b: float, a: float, disc: float) -> tuple[float, float]:
+    """θ = (b ∓ √disc)/a, as lift θ - 1."""
+    return (b - math.sqrt(disc)) / a - 1, (b + math.sqrt(disc)) / a - 1
+
+
 def user(n: int) -> uuid.UUID:
     return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
 
@@ -163,22 +171,40 @@ def test_results_are_exact_on_hand_made_data(data: psycopg.Connection) -> None:
     assert er["difference"] == pytest.approx(1 / 6)
     assert er["p_value"] == pytest.approx(p_normal((1 / 6) / math.sqrt(1 / 81 + 1 / 16)), rel=1e-9)
     assert er["lift"] == pytest.approx(1 / 3)
-    # √(Var_t/M_c² + M_t²·Var_c/M_c⁴) = √((1/81)·4 + (4/9)·(1/16)·16) = √(40/81)
-    half = 1.959964 * math.sqrt(40 / 81)
-    assert (er["lift_ci_low"], er["lift_ci_high"]) == pytest.approx((1 / 3 - half, 1 / 3 + half), rel=1e-12)
+    # Fieller: a = M_c² - q²·Var_c = 1/4 - q²/16, b = M_t·M_c = 1/3,
+    # b² - a·c = q²·Var_t·a + q²·M_t²·Var_c = q²·a/81 + q²/36; θ = (b ∓ √(b² - a·c))/a
+    assert (er["lift_ci_low"], er["lift_ci_high"]) == pytest.approx(
+        fieller_lift(1 / 3, 1 / 4 - Q2 / 16, Q2 * (1 / 4 - Q2 / 16) / 81 + Q2 / 36), rel=1e-12
+    )
+    assert er["chance_to_win"] == pytest.approx(
+        0.5 * math.erfc(-((1 / 6) / math.sqrt(1 / 81 + 1 / 16)) / math.sqrt(2))
+    )
+    assert (er["role"], er["direction"], er["adjusted_p_value"]) == (
+        "goal",
+        "increase",
+        pytest.approx(
+            min(1, 3 * min(c["p_value"] for c in answer["comparisons"] if c["p_value"] is not None))
+        ),
+    )
     opu = comparisons["outcomes_per_user"]
     assert opu["difference"] == pytest.approx(5 / 2 - 4 / 3)
     assert opu["p_value"] == pytest.approx(p_normal((7 / 6) / math.sqrt(9 / 4 + 4 / 9)), rel=1e-9)
     assert opu["lift"] == pytest.approx((5 / 2) / (4 / 3) - 1)
-    # √((9/4)/(16/9) + (25/4)(4/9)/(256/81)) = √(81/64 + 225/256) = √(549/256)
-    half = 1.959964 * math.sqrt(549 / 256)
-    assert opu["lift_ci_low"] == pytest.approx(7 / 8 - half, rel=1e-12)
+    # a = 16/9 - q²·(4/9), b = (5/2)(4/3) = 10/3, b² - a·c = q²·(9/4)·a + q²·(25/4)·(4/9)
+    a = 16 / 9 - Q2 * 4 / 9
+    assert (opu["lift_ci_low"], opu["lift_ci_high"]) == pytest.approx(
+        fieller_lift(10 / 3, a, Q2 * 9 / 4 * a + Q2 * 25 / 9), rel=1e-12
+    )
     eur = comparisons["engaged_user_rate"]
-    # SE = √(0 + 1/9) = 1/3, z = (1/3)/(1/3) = 1
-    assert eur["p_value"] == pytest.approx(p_normal(1.0), rel=1e-9)
-    assert eur["lift"] == pytest.approx(1 / 2)
-    half = 1.959964 * math.sqrt(0 + 1 * (1 / 9) / (2 / 3) ** 4)
-    assert eur["lift_ci_high"] == pytest.approx(1 / 2 + half, rel=1e-12)
+    # every treatment user engaged: no spread (Var_t = 0), so no p, interval
+    # or chance to win (too few events, not certainty); difference and lift stay
+    assert eur["difference"] == pytest.approx(1 / 3) and eur["lift"] == pytest.approx(1 / 2)
+    assert [eur[k] for k in ("p_value", "lift_ci_low", "lift_ci_high", "chance_to_win")] == [None] * 4
+    # a null p counts as 1 in Holm's family of the three goals
+    assert eur["adjusted_p_value"] == 1.0
+    assert any(
+        "engaged_user_rate (treatment against the baseline): no spread" in w for w in answer["warnings"]
+    )
 
     health = answer["health"]
     # 3 vs 2 against 1:1: χ² = 2·(1/2)²/(5/2) = 1/5, df 1 -> p = erfc(√(1/10))
@@ -219,6 +245,8 @@ def test_nulls_never_nan_when_nothing_can_be_computed(db: psycopg.Connection) ->
     metrics = {(m["metric"], m["variant"]): m for m in answer["metrics"]}
     assert metrics["engagement_rate", "control"] == {
         "metric": "engagement_rate",
+        "role": "goal",
+        "direction": "increase",
         "variant": "control",
         "value": 0.0,
         "std_error": None,

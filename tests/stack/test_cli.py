@@ -33,6 +33,10 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "admin revoke",
         "admin list",
         "admin add",
+        "audit anchor",
+        "audit verify",
+        "metrics list",
+        "metrics create",
         "layers list",
         "layers create",
     }

@@ -29,6 +29,7 @@ export async function resultsPanel(section, experiment) {
   replace(section, h("h2", {}, "Results"), slot,
     h("p", { class: "muted" }, `Window ${data.from_day} to ${data.to_day} (UTC days). Unit: the user. Baseline: ${data.baseline}.`),
     srm,
+    data.summary ? h("p", { class: "summary" }, data.summary) : null,
     data.health.analysed_users ? comparisonTable(data) : h("p", { class: "empty" },
       data.health.assigned_users
         ? "Users are assigned but no impression in this window carries this experiment's tag: store the map from rec_assign_variants in request_context.experiments."
@@ -40,7 +41,10 @@ export async function resultsPanel(section, experiment) {
 function comparisonTable(data) {
   const rows = data.comparisons.map((c) => {
     const metric = METRICS[c.metric] ?? { label: c.metric, show: (v) => fmt(v) };
-    const verdict = c.lift_ci_low > 0 ? "better" : c.lift_ci_high < 0 ? "worse" : "unclear";
+    // Which way is good is the metric's direction (hides should go down).
+    const up = c.lift_ci_low > 0, down = c.lift_ci_high < 0;
+    const [good, bad] = c.direction === "decrease" ? [down, up] : [up, down];
+    const verdict = good ? "better" : bad ? "worse" : "unclear";
     return h("tr", { class: `verdict-${verdict}`, dataset: { metric: c.metric, variant: c.variant } },
       h("th", { scope: "row" }, metric.label),
       h("td", {}, c.variant),
