@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, layers, metric_catalogue, rollups, signed_in
+from bench import fixtures, layers, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -382,7 +382,19 @@ def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
 
 
 # --------------------------------------------------------------------------
-# 8. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
+# 8. Kept assignment counts: the new-user hot path and the list (bench/lists.py)
+
+
+def bench_assign_new_counted(db: BenchDatabase) -> list[Result]:
+    return lists.bench_assign_new(db.url, db.cfg.seconds, db.cfg.rounds)
+
+
+def bench_list_experiments(db: BenchDatabase) -> Result:
+    return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
+# --------------------------------------------------------------------------
+# 9. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
 
 
 def bench_layers(db: BenchDatabase) -> list[Result]:
@@ -397,5 +409,7 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "rollups": bench_rollups,
     "signed_in": bench_signed_in,
     "metric_catalogue": bench_metric_catalogue,
+    "assign_new_counted": bench_assign_new_counted,
+    "list_experiments": bench_list_experiments,
     "layers": bench_layers,
 }

@@ -22,6 +22,7 @@ from devstack import cli_args
 LOCAL_URL = "http://127.0.0.1:54321"
 DEFAULT_DATA_DIR = Path(".devdata")
 REGIMES = ("none", "legacy")  # devstack.platform.Regime's values
+DECISIONS = ("shipped", "rolled_back", "inconclusive")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +133,8 @@ def parser() -> argparse.ArgumentParser:
     add_database_args(mc, from_env=True)
     mc.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
     mc.set_defaults(run="devstack.metrics_cli:run_create")
+    decision_command(sub, "end", "end an active experiment, optionally recording its decision")
+    decision_command(sub, "decide", "record or change the decision of an ended experiment", required=True)
 
     layers = sub.add_parser("layers", help="layers: experiments in one layer never share a user")
     layer_actions = layers.add_subparsers(required=True, metavar="action")
@@ -184,6 +187,24 @@ def admin_action(
     # the audit row's actor; default the all-zero id, "a terminal with database access"
     p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
     p.set_defaults(run=f"devstack.admins:run_{name}")
+    return p
+
+
+def decision_command(
+    sub: argparse._SubParsersAction[cli_args.Parser], name: str, help: str, *, required: bool = False
+) -> argparse.ArgumentParser:
+    """`recsys-exp end|decide KEY`, run by devstack.decisions.run_NAME."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("key", help="experiment key")
+    p.add_argument(
+        "--decision", choices=DECISIONS, required=required, help="what was decided (shipped needs --winner)"
+    )
+    p.add_argument("--winner", help="the variant that shipped (with --decision shipped)")
+    p.add_argument("--notes", help="why: the evidence, the guardrails, what happens next")
+    add_database_args(p, from_env=True)
+    # the audit row's actor; default the all-zero id, "a terminal with database access"
+    p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    p.set_defaults(run=f"devstack.decisions:run_{name}")
     return p
 
 

@@ -74,7 +74,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_create_layer", ("layer_key", "admin_id", "name", "description")),
     Rpc("rec_list_layers", ()),
     Rpc("rec_activate_experiment", ("experiment_key", "admin_id")),
-    Rpc("rec_end_experiment", ("experiment_key", "admin_id")),
+    Rpc("rec_end_experiment", ("experiment_key", "admin_id", "decision", "winner", "notes")),
+    Rpc("rec_record_decision", ("experiment_key", "admin_id", "decision", "winner", "notes")),
     Rpc("rec_rotate_salt", ("experiment_key", "admin_id", "reassign")),
     Rpc("rec_rotate_due_salts", ("reassign", "admin_id")),
     # The metric catalogue and an experiment's goals / guardrails (audited writes).
@@ -86,7 +87,7 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_list_metrics", ()),
     Rpc("rec_set_experiment_metrics", ("experiment_key", "metrics", "admin_id")),
     # Admin reads.
-    Rpc("rec_list_experiments", ("status",)),
+    Rpc("rec_list_experiments", ("status", "search", "max_rows", "offset_rows")),
     Rpc("rec_get_experiment", ("experiment_key",)),
     Rpc("rec_experiment_daily_metrics", ("experiment_key", "from_day", "to_day")),
     Rpc("rec_search_users", ("query", "max_rows")),

@@ -62,6 +62,7 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_update_experiment": {"experiment_key": active, "admin_id": ADMIN, "name": "taken over"},
         "rec_activate_experiment": {"experiment_key": draft, "admin_id": ADMIN},
         "rec_end_experiment": {"experiment_key": active, "admin_id": ADMIN},
+        "rec_record_decision": {"experiment_key": active, "admin_id": ADMIN, "decision": "inconclusive"},
         "rec_rotate_salt": {"experiment_key": active, "admin_id": ADMIN, "reassign": True},
         "rec_rotate_due_salts": {},
         "rec_list_experiments": {},

@@ -107,7 +107,8 @@ async def test_admin_writes_and_the_audit_names_them(
         ("admin-set-user-variant", {"key": key, "user_id": user, "variant": "treatment"}),
         ("admin-reset-user-variant", {"key": key, "user_id": user}),
         ("admin-rotate-salt", {"key": key}),
-        ("admin-end-experiment", {"key": key}),
+        ("admin-end-experiment", {"key": key, "decision": "inconclusive"}),
+        ("admin-record-decision", {"key": key, "decision": "shipped", "winner": "treatment", "notes": "n"}),
         ("admin-create-layer", {"key": f"layer-{key}"}),
     ]
     assert {name for name, _ in steps} == set(WRITES)

@@ -317,6 +317,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_rotate_due_salts()", []),
         ("select rec_refresh_daily_rollups()", []),
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
+        ("select rec_record_decision('svc', %s, 'inconclusive')", [ADMIN]),
         ("select rec_grant_admin(%s, 'viewer', %s)", [user, ADMIN]),
         ("select rec_admin_role(%s)", [user]),
         ("select * from rec_list_admins()", []),

@@ -29,6 +29,8 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "dev",
         "demo",
         "results",
+        "end",
+        "decide",
         "admin grant",
         "admin revoke",
         "admin list",
