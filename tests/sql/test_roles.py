@@ -334,7 +334,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 13
+        assert scalar(db, "select count(*) from rec_audit_log") == 14
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 
