@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, lists, metric_catalogue, rollups, signed_in
+from bench import fixtures, layers, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -435,6 +435,14 @@ def bench_list_experiments(db: BenchDatabase) -> Result:
     return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 9. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
+
+
+def bench_layers(db: BenchDatabase) -> list[Result]:
+    return layers.bench_layers(db.url, db.cfg.clients, db.cfg.seconds, db.cfg.rounds)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_new": bench_assign_new,
@@ -446,4 +454,5 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "metric_catalogue": bench_metric_catalogue,
     "assign_new_counted": bench_assign_new_counted,
     "list_experiments": bench_list_experiments,
+    "layers": bench_layers,
 }

@@ -80,6 +80,8 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_audit_chain_head": {},
         "rec_audit_chain_rows": {"after_seq": 0, "max_rows": 10},
         "rec_refresh_daily_rollups": {},
+        "rec_create_layer": {"layer_key": new_key("e2e-roles-layer"), "admin_id": ADMIN},
+        "rec_list_layers": {},
         "rec_create_metric": {
             "metric_key": new_key("e2e-roles-metric"),
             "kind": "user_rate",

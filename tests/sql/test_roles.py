@@ -298,8 +298,10 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     user = uuid.uuid4()
     v = json.dumps(AB)
     calls: list[tuple[str, list[Any]]] = [
+        ("select rec_create_layer('svc-layer', %s)", [ADMIN]),
         (
-            "select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')",
+            "select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour',"
+            " layer_key => 'svc-layer', coverage => 0.5)",
             [v, ADMIN],
         ),
         ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
@@ -336,6 +338,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_verify_audit_chain()", []),
         ("select * from rec_audit_chain_head()", []),
         ("select * from rec_audit_chain_rows()", []),
+        ("select * from rec_list_layers()", []),
     ]
     assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == {
         n.removeprefix("rec_") for n in CATALOGUED
@@ -344,7 +347,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 13
+        assert scalar(db, "select count(*) from rec_audit_log") == 14
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 
