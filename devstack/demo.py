@@ -45,6 +45,7 @@ DEMO_ADMIN = "00000000-0000-4000-8000-00000000de30"
 IMPRESSIONS_PER_REQUEST = 5
 SAVE_AFTER_CLICK = 0.3
 CONCURRENCY = 50  # requests in flight at once, as a recommender under load
+TRAFFIC_SPAN = timedelta(hours=10)  # of one day's requests
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,9 @@ async def play_traffic(
     rates = {"control": plan.base_rate, "treatment": plan.base_rate * (1 + plan.lift)}
     users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(plan.users)]
     served: dict[str, set[str]] = {}
-    first_day = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(
-        days=plan.days - 1
-    )
+    # Each day's traffic spans 10 hours; the last day's ends before now, so no
+    # row is dated in the future (where a later run's users would meet it).
+    first_day = datetime.now(UTC) - TRAFFIC_SPAN - timedelta(minutes=5, days=plan.days - 1)
     bar = tqdm(total=plan.days * plan.users, unit="req", disable=not progress, desc="requests")
     try:
         for d in range(plan.days):
@@ -209,7 +210,7 @@ async def log_traffic(
     for user, experiments in requests:
         context = {"experiments": experiments, "surface": "demo-feed"}
         for _ in range(IMPRESSIONS_PER_REQUEST):
-            when = at + timedelta(seconds=rng.randrange(0, 36000))
+            when = at + timedelta(seconds=rng.randrange(0, int(TRAFFIC_SPAN.total_seconds())))
             shown.append(
                 {
                     "user_id": user,
