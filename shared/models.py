@@ -265,6 +265,16 @@ class ExperimentResults(Body):
         return self
 
 
+PlanDays = Annotated[int, Field(ge=1, le=28, description="A run length in days (1 to 28).")]
+
+
+class ExperimentPlan(Body):
+    """How small an effect runs of some lengths would detect, from recent traffic."""
+
+    key: ExperimentKey
+    days: Annotated[list[PlanDays], Field(min_length=1, max_length=28)] = [7, 14, 28]
+
+
 MetricKind = Literal[
     "impression_rate", "value_per_impression", "per_user_count", "per_user_value", "user_rate"
 ]
