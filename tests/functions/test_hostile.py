@@ -188,6 +188,16 @@ SPECIFIC = {
         {**CREATE, "salt_rotation_interval": "7 days'; drop table x"},
     ),
     "create-infinite-weight": ("admin-create-experiment", INFINITE_WEIGHT),
+    "plan-day-0": ("admin-experiment-plan", {"key": "a", "days": [0]}),
+    "plan-day-29": ("admin-experiment-plan", {"key": "a", "days": [7, 29]}),
+    "plan-days-empty": ("admin-experiment-plan", {"key": "a", "days": []}),
+    "plan-days-not-a-list": ("admin-experiment-plan", {"key": "a", "days": 7}),
+    "plan-day-string": ("admin-experiment-plan", {"key": "a", "days": ["7"]}),
+    "plan-day-fraction": ("admin-experiment-plan", {"key": "a", "days": [7.5]}),
+    "plan-day-null": ("admin-experiment-plan", {"key": "a", "days": [None]}),
+    "plan-days-too-many": ("admin-experiment-plan", {"key": "a", "days": [1] * 29}),
+    "plan-no-key": ("admin-experiment-plan", {"days": [7]}),
+    "plan-extra-field": ("admin-experiment-plan", {"key": "a", "series": True}),
 }
 
 
