@@ -257,6 +257,7 @@ class ExperimentResults(Body):
     key: ExperimentKey
     from_day: date | None = None
     to_day: date | None = None
+    series: bool = Field(False, description="Add one point per day: the comparisons of [from_day, that day].")
 
     @model_validator(mode="after")
     def _ordered_days(self) -> Self:

@@ -69,6 +69,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_verify_audit_chain", ()),
     # Results: per-variant sufficient statistics; shared/results.py does the maths.
     Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
+    # Results over time: every prefix of the window, uncapped metrics, one pass.
+    Rpc("rec_experiment_results_series_stats", ("p_experiment_key", "p_from", "p_to")),
     # Planning: users per run length and goal metrics' per-user spread.
     Rpc("rec_experiment_plan_stats", ("p_experiment_key", "p_days")),
     # The scheduler: aggregates finished days for metrics and results.
