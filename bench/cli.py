@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics,results,rollups,metric_catalogue}",
+        metavar="{all,assign,assign_many,metrics,results,rollups,metric_catalogue,cuped}",
         help="benchmarks to run (default: all)",
     )
     p.add_argument(

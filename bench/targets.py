@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, metric_catalogue, rollups
+from bench import cuped, fixtures, metric_catalogue, rollups
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -369,6 +369,10 @@ def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
     return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+def bench_cuped(db: BenchDatabase) -> list[Result]:
+    return cuped.bench_cuped(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_many": bench_assign_many,
@@ -376,4 +380,5 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "results": bench_results,
     "rollups": bench_rollups,
     "metric_catalogue": bench_metric_catalogue,
+    "cuped": bench_cuped,
 }

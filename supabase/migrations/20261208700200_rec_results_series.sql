@@ -54,6 +54,9 @@ language plpgsql stable security definer
 set search_path = ''
 set work_mem = '64MB'
 set jit = off
+-- The CTEs' row counts are unknown to the planner (it guesses 1), and a
+-- nested loop over users x user-days is quadratic: hash joins always.
+set enable_nestloop = off
 as $$
 declare
   e public.rec_experiments := rec_internal.experiment(p_experiment_key);
@@ -110,9 +113,9 @@ begin
                       else q.outcome_value end, 0)::numeric as q
       from def d
      cross join seen s
-      left join raw q on q.user_id = s.user_id and q.day = s.day
-                     and q.outcome is not distinct from d.outcome
-                     and q.variant = s.variant
+      -- (coalesce: an equality the planner can hash; outcome names are never empty)
+      left join raw q on q.user_id = s.user_id and q.day = s.day and q.variant = s.variant
+                     and coalesce(q.outcome, '') = coalesce(d.outcome, '')
   ), running as (
     select p.metric, p.kind, p.user_id, p.day,
            sum(p.n) over w as n, sum(p.q) over w as q
