@@ -1,4 +1,4 @@
-"""`python -m bench [all|assign|assign_many|metrics|results|rollups] [options]`."""
+"""`python -m bench [all|NAME ...] [options]`: NAME is one of the keys of bench.targets.BENCHMARKS."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics,results,rollups,metric_catalogue,cuped}",
+        metavar="{all,assign,assign_many,metrics,results,rollups,signed_in,metric_catalogue,assign_new_counted,list_experiments,cuped}",
         help="benchmarks to run (default: all)",
     )
     p.add_argument(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import cuped, fixtures, metric_catalogue, rollups
+from bench import cuped, fixtures, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -365,8 +365,32 @@ def bench_rollups(db: BenchDatabase) -> list[Result]:
     return rollups.bench_rollups(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 6. Signed-in function calls (bench/signed_in.py)
+
+
+def bench_signed_in(db: BenchDatabase) -> Result:
+    return signed_in.bench_signed_in(db.url, max(db.cfg.query_rounds, 7))
+
+
+# --------------------------------------------------------------------------
+# 7. Results with one catalogue metric of each kind (bench/metric_catalogue.py)
+
+
 def bench_metric_catalogue(db: BenchDatabase) -> list[Result]:
     return metric_catalogue.bench_metric_catalogue(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
+# --------------------------------------------------------------------------
+# 8. Kept assignment counts: the new-user hot path and the list (bench/lists.py)
+
+
+def bench_assign_new_counted(db: BenchDatabase) -> list[Result]:
+    return lists.bench_assign_new(db.url, db.cfg.seconds, db.cfg.rounds)
+
+
+def bench_list_experiments(db: BenchDatabase) -> Result:
+    return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
 def bench_cuped(db: BenchDatabase) -> list[Result]:
@@ -379,6 +403,9 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "metrics": bench_metrics,
     "results": bench_results,
     "rollups": bench_rollups,
+    "signed_in": bench_signed_in,
     "metric_catalogue": bench_metric_catalogue,
+    "assign_new_counted": bench_assign_new_counted,
+    "list_experiments": bench_list_experiments,
     "cuped": bench_cuped,
 }

@@ -11,14 +11,17 @@ a dashboard's sign-in uses, with GoTrue's request and answer shapes.
 
 Users live in auth.users with a bcrypt ``encrypted_password``; sessions and
 single-use refresh tokens in auth.sessions / auth.refresh_tokens
-(devstack/auth_users.py). Access tokens are signed ES256 with the stack's
-key (devstack/auth_keys.py) and carry Supabase's claims; like a project
-that moved off its legacy secret, /auth/v1/user also accepts HS256 tokens
-signed with the stack's JWT secret. Every request needs a project key in
-``apikey``, as Supabase's gateway demands.
+(devstack/auth_users.py). A spent refresh token presented again ends its
+session (GoTrue's reuse detection). Request bodies are bounded before they
+are read (413), and failed password sign-ins are limited per e-mail and per
+client address (429 with ``Retry-After``, devstack/auth_limits.py).
+Access tokens are signed ES256 with the stack's key (devstack/auth_keys.py)
+and carry Supabase's claims; like a project that moved off its legacy secret,
+/auth/v1/user also accepts HS256 tokens signed with the stack's JWT secret.
+Every request needs a project key in ``apikey``, as Supabase's gateway demands.
 
 Not implemented: sign-up, magic links, OTP, OAuth, MFA, password recovery,
-admin user endpoints, the refresh-token reuse interval.
+admin user endpoints, rate limits other than password sign-in's.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from starlette.routing import Route
 
 from devstack import auth_users as users
 from devstack.auth_keys import SigningKey
+from devstack.auth_limits import SignInLimiter
 from devstack.keys import LocalKeys
 from shared.errors import ApiError
+from shared.http import read_body
 from shared.tokens import TokenVerifier
 
 log = logging.getLogger("devstack.auth")
@@ -71,15 +76,43 @@ def _invalid_grant(error_code: str, description: str) -> Response:
     return _error(400, error_code, description, error="invalid_grant", error_description=description)
 
 
+class _Refused(Exception):
+    """Stops a request with this answer (raised from inside body reading)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _too_large(limit: int) -> Exception:
+    return _Refused(_error(413, "request_too_large", f"Request body larger than {limit} bytes"))
+
+
+def _bad_length() -> Exception:
+    return _Refused(_error(400, "bad_json", "Content-Length is not a number"))
+
+
 class AuthApi:
     """The endpoints. ``app`` serves ``/auth/v1/...`` (full paths)."""
 
-    def __init__(self, database_url: str, keys: LocalKeys, public_url: str, signing_key: SigningKey) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        keys: LocalKeys,
+        public_url: str,
+        signing_key: SigningKey,
+        *,
+        limiter: SignInLimiter | None = None,
+        reuse_interval: float = users.REUSE_INTERVAL,
+    ) -> None:
         self.database_url = database_url
         self.keys = keys
         self.signing_key = signing_key
+        self.limiter = limiter or SignInLimiter()
+        self.reuse_interval = reuse_interval
         self.issuer = f"{public_url.rstrip('/')}/auth/v1"
-        self.verifier = TokenVerifier(f"{self.issuer}/.well-known/jwks.json", keys.jwt_secret, self._jwks)
+        self.verifier = TokenVerifier(
+            f"{self.issuer}/.well-known/jwks.json", keys.jwt_secret, self._jwks, issuer=self.issuer
+        )
         self.app = Starlette(
             routes=[
                 Route("/auth/v1/token", self._token, methods=["POST", "OPTIONS"]),
@@ -107,12 +140,15 @@ class AuthApi:
         refused = self._refuse_apikey(request)
         if refused:
             return refused
-        body = await _read_json(request)
+        try:
+            body = _parse_json(await read_body(request, MAX_BODY_BYTES, _too_large, _bad_length))
+        except _Refused as stop:
+            return stop.response
         if body is None:
             return _error(400, "bad_json", "Could not parse request body as JSON")
         grant = request.query_params.get("grant_type", "")
         if grant == "password":
-            return await self._password_grant(body)
+            return await self._password_grant(body, request.client.host if request.client else "")
         if grant == "refresh_token":
             return await self._refresh_grant(body)
         return _error(
@@ -123,12 +159,17 @@ class AuthApi:
             error_description="grant_type must be password or refresh_token",
         )
 
-    async def _password_grant(self, body: dict[str, Any]) -> Response:
+    async def _password_grant(self, body: dict[str, Any], address: str) -> Response:
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not email.strip():
             return _error(400, "validation_failed", "missing email or phone")
         if not isinstance(password, str):
             return _error(400, "validation_failed", "missing password")
+        wait = self.limiter.attempt(email, address)
+        if wait is not None:
+            response = _error(429, "over_request_rate_limit", "Request rate limit reached")
+            response.headers["Retry-After"] = str(wait)
+            return response
 
         def sign_in(conn: psycopg.Connection) -> dict[str, Any] | None:
             user = users.find_by_email(conn, email)
@@ -142,6 +183,7 @@ class AuthApi:
         session = await self._db(sign_in)
         if session is None:
             return _invalid_grant("invalid_credentials", "Invalid login credentials")
+        self.limiter.succeeded(email, address)
         return _json(session)
 
     async def _refresh_grant(self, body: dict[str, Any]) -> Response:
@@ -149,17 +191,19 @@ class AuthApi:
         if not isinstance(token, str) or not token:
             return _error(400, "validation_failed", "refresh_token required")
 
-        def refresh(conn: psycopg.Connection) -> dict[str, Any] | None:
-            rotated = users.rotate_refresh_token(conn, token)
-            if rotated is None:
-                return None
+        def refresh(conn: psycopg.Connection) -> dict[str, Any] | str:
+            rotated = users.rotate_refresh_token(conn, token, self.reuse_interval)
+            if isinstance(rotated, str):
+                return rotated
             user_id, session_id, new = rotated
             user = users.find_by_id(conn, user_id)
-            return self._session(user, session_id, new) if user else None
+            return self._session(user, session_id, new) if user else users.NOT_FOUND
 
         session = await self._db(refresh)
-        if session is None:
-            return _invalid_grant("refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+        if session == users.ALREADY_USED:
+            return _invalid_grant(users.ALREADY_USED, "Invalid Refresh Token: Already Used")
+        if isinstance(session, str):
+            return _invalid_grant(users.NOT_FOUND, "Invalid Refresh Token: Refresh Token Not Found")
         return _json(session)
 
     async def _signed_in(self, request: Request) -> dict[str, Any] | Response:
@@ -170,6 +214,10 @@ class AuthApi:
         refused = self._refuse_apikey(request)
         if refused:
             return refused
+        try:  # neither endpoint takes a body: bound what may come anyway
+            await read_body(request, MAX_BODY_BYTES, _too_large, _bad_length)
+        except _Refused as stop:
+            return stop.response
         return await self._claims(request)
 
     async def _user(self, request: Request) -> Response:
@@ -280,12 +328,9 @@ class AuthApi:
         return await asyncio.to_thread(run)
 
 
-async def _read_json(request: Request) -> dict[str, Any] | None:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return None
+def _parse_json(raw: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -90,18 +90,47 @@ def start_session(conn: psycopg.Connection, user_id: str) -> tuple[str, str]:
     return session_id, token
 
 
-def rotate_refresh_token(conn: psycopg.Connection, token: str) -> tuple[str, str, str] | None:
+# GoTrue's default: a client that lost the answer to its refresh may present
+# the spent token again this long after, and gets the same new token back.
+REUSE_INTERVAL = 10.0
+NOT_FOUND = "refresh_token_not_found"
+ALREADY_USED = "refresh_token_already_used"
+
+
+def rotate_refresh_token(
+    conn: psycopg.Connection, token: str, reuse_interval: float = REUSE_INTERVAL
+) -> tuple[str, str, str] | str:
     """Spend a refresh token for the next one: (user id, session id, new token),
-    or None if it is unknown, already used or its session ended."""
+    or why not (``NOT_FOUND``, ``ALREADY_USED``).
+
+    Reuse detection as GoTrue does it: a token already spent means someone
+    else holds a copy, so the whole session ends (its refresh tokens go with
+    it, and the functions refuse its access tokens). The one exception: the
+    token the session's current one was issued for, within ``reuse_interval``
+    seconds of being spent, gets that current token again (a client retrying
+    a refresh whose answer it lost).
+    """
     row = conn.execute(
-        """update auth.refresh_tokens set revoked = true, updated_at = now()
-            where token = %s and not revoked
-        returning user_id, session_id""",
-        [token],
+        """select user_id, session_id, revoked,
+                  updated_at > now() - make_interval(secs => %s) as recent
+             from auth.refresh_tokens where token = %s for update""",
+        [reuse_interval, token],
     ).fetchone()
     if row is None:
-        return None
-    user_id, session_id = str(row[0]), str(row[1])
+        return NOT_FOUND
+    user_id, session_id, revoked, recent = str(row[0]), str(row[1]), bool(row[2]), bool(row[3])
+    if revoked:
+        child = conn.execute(
+            "select token from auth.refresh_tokens where session_id = %s and parent = %s and not revoked",
+            [session_id, token],
+        ).fetchone()
+        if child is not None and recent:
+            return user_id, session_id, str(child[0])
+        end_sessions(conn, user_id, session_id)
+        return ALREADY_USED
+    conn.execute(
+        "update auth.refresh_tokens set revoked = true, updated_at = now() where token = %s", [token]
+    )
     new = _refresh_token()
     conn.execute(
         "insert into auth.refresh_tokens (token, user_id, session_id, parent) values (%s, %s, %s, %s)",

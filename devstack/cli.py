@@ -22,6 +22,7 @@ from devstack import cli_args
 LOCAL_URL = "http://127.0.0.1:54321"
 DEFAULT_DATA_DIR = Path(".devdata")
 REGIMES = ("none", "legacy")  # devstack.platform.Regime's values
+DECISIONS = ("shipped", "rolled_back", "inconclusive")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +80,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refresh the daily metric rollups this often (default %(default)s; 0 = never)",
     )
+    d.add_argument(
+        "--anchor-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="record the audit chain's head in <data-dir>/audit-anchors.jsonl this often"
+        " (default %(default)s; 0 = never)",
+    )
     d.set_defaults(run="devstack.server:run")
 
     demo = sub.add_parser("demo", help="play recommender traffic with a known effect through a running stack")
@@ -124,6 +133,8 @@ def parser() -> argparse.ArgumentParser:
     add_database_args(mc, from_env=True)
     mc.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
     mc.set_defaults(run="devstack.metrics_cli:run_create")
+    decision_command(sub, "end", "end an active experiment, optionally recording its decision")
+    decision_command(sub, "decide", "record or change the decision of an ended experiment", required=True)
 
     r = sub.add_parser("results", help="an experiment's per-user statistics, comparisons and warnings")
     r.add_argument("key", help="experiment key")
@@ -137,6 +148,17 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--days", type=int, nargs="+", default=[7, 14, 28], help="run lengths, 1 to 28 days")
     add_database_args(pl, from_env=True)
     pl.set_defaults(run="devstack.plan_report:run")
+
+    audit = sub.add_parser("audit", help="check the audit hash chain from outside the database")
+    steps = audit.add_subparsers(required=True, metavar="action")
+    anchor = steps.add_parser("anchor", help="append the chain's current head to FILE (JSON lines)")
+    anchor.add_argument("--anchors", type=Path, required=True, metavar="FILE", help="where anchors are kept")
+    add_database_args(anchor, from_env=True)
+    anchor.set_defaults(run="devstack.audit:run_anchor")
+    verify = steps.add_parser("verify", help="re-derive every hash and link; check the anchors in FILE")
+    verify.add_argument("--anchors", type=Path, metavar="FILE", help="anchors recorded by `audit anchor`")
+    add_database_args(verify, from_env=True)
+    verify.set_defaults(run="devstack.audit:run_verify")
     return p
 
 
@@ -156,6 +178,24 @@ def admin_action(
     # the audit row's actor; default the all-zero id, "a terminal with database access"
     p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
     p.set_defaults(run=f"devstack.admins:run_{name}")
+    return p
+
+
+def decision_command(
+    sub: argparse._SubParsersAction[cli_args.Parser], name: str, help: str, *, required: bool = False
+) -> argparse.ArgumentParser:
+    """`recsys-exp end|decide KEY`, run by devstack.decisions.run_NAME."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("key", help="experiment key")
+    p.add_argument(
+        "--decision", choices=DECISIONS, required=required, help="what was decided (shipped needs --winner)"
+    )
+    p.add_argument("--winner", help="the variant that shipped (with --decision shipped)")
+    p.add_argument("--notes", help="why: the evidence, the guardrails, what happens next")
+    add_database_args(p, from_env=True)
+    # the audit row's actor; default the all-zero id, "a terminal with database access"
+    p.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    p.set_defaults(run=f"devstack.decisions:run_{name}")
     return p
 
 

@@ -11,6 +11,9 @@ engagement probability; the treatment's is the control's times (1 + lift),
 so the engagement_rate lift, measured per user by admin-experiment-results
 (the same results the dashboard shows), should land inside its 95% interval.
 Finally it ends the experiment (unless `--keep-active`), so later requests stop being assigned to it.
+Whenever the demo fails or is interrupted (Ctrl-C) after creating its
+experiment, it ends that experiment before exiting, `--keep-active` or not,
+and prints the error as it was (its type and message).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import asyncio
 import json
 import random
 import secrets
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,25 +65,64 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan(users=args.users, days=args.days, seed=args.seed)
     try:
         print(asyncio.run(_demo(args.url, key, plan, keep_active=args.keep_active)))
-    except httpx.TransportError as exc:
-        print(f"recsys-exp demo: cannot reach {args.url} ({exc}); is `recsys-exp dev` running?")
+    except KeyboardInterrupt:
+        print("recsys-exp demo: interrupted", file=sys.stderr)
+        return 130
+    except httpx.ConnectError as exc:
+        print(
+            f"recsys-exp demo: cannot connect to {args.url} ({_described(exc)}); is `recsys-exp dev` running?"
+        )
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"recsys-exp demo: a request to {args.url} failed: {_described(exc)}")
         return 1
     except (APIError, FunctionsError) as exc:
-        print(f"recsys-exp demo: {args.url} refused a request: {exc}")
+        print(f"recsys-exp demo: {args.url} refused a request: {_described(exc)}")
         return 1
     return 0
 
 
+def _described(exc: BaseException) -> str:
+    """The exception's type and message, e.g. `ReadError: [Errno 104] ...`,
+    also when it has no message (then its cause's, if any)."""
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None and cause is not exc:
+        return f"{type(exc).__name__} (from {_described(cause)})"
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (no message)"
+
+
 async def _demo(url: str, key: str, plan: Plan, *, keep_active: bool) -> str:
     sb = await acreate_client(url, key)
-    experiment, _served = await play(sb, plan, progress=True)
-    try:
+    experiment = await start(sb, plan)
+    async with ended_on_failure(sb, experiment):
+        await play_traffic(sb, plan, experiment, progress=True)
         answer = await measure(sb, experiment, plan)
-    finally:
-        if not keep_active:
-            await end(sb, experiment)
+    if not keep_active:
+        await end(sb, experiment)
     state = "left active (--keep-active)" if keep_active else "ended"
     return report(plan, answer) + f"\n\nexperiment {experiment} {state}"
+
+
+@asynccontextmanager
+async def ended_on_failure(sb: AsyncClient, experiment: str) -> AsyncIterator[None]:
+    """Whatever goes wrong inside (an error, Ctrl-C, a cancel), end the
+    experiment before passing it on: a failed demo must not leave an active
+    experiment that every later rec_assign_variants answer carries."""
+    try:
+        yield
+    except BaseException:
+        try:
+            await asyncio.shield(end(sb, experiment))
+        except Exception as exc:  # keep the original error; say what is left behind
+            print(
+                f"recsys-exp demo: could not end experiment {experiment} ({_described(exc)}); "
+                "end it with the admin-end-experiment function",
+                file=sys.stderr,
+            )
+        else:
+            print(f"recsys-exp demo: failed; experiment {experiment} ended", file=sys.stderr)
+        raise
 
 
 async def invoke(sb: AsyncClient, name: str, body: dict[str, Any]) -> Any:
@@ -88,9 +132,17 @@ async def invoke(sb: AsyncClient, name: str, body: dict[str, Any]) -> Any:
 
 
 async def play(sb: AsyncClient, plan: Plan, *, progress: bool = False) -> tuple[str, dict[str, set[str]]]:
-    """Create and activate the experiment, then play `days` x `users` requests.
-    Returns its key and the users each variant was served to."""
-    rng = random.Random(plan.seed)
+    """Create and activate the experiment, then play `days` x `users` requests
+    (ending the experiment if that fails). Returns its key and the users each
+    variant was served to."""
+    key = await start(sb, plan)
+    async with ended_on_failure(sb, key):
+        served = await play_traffic(sb, plan, key, progress=progress)
+    return key, served
+
+
+async def start(sb: AsyncClient, plan: Plan) -> str:
+    """Create and activate the demo's experiment; its key."""
     key = plan.key or f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
     variants = [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]
     await invoke(
@@ -105,7 +157,16 @@ async def play(sb: AsyncClient, plan: Plan, *, progress: bool = False) -> tuple[
             "salt": f"demo-salt-{plan.seed}",
         },
     )
-    await invoke(sb, "admin-activate-experiment", {"key": key, "admin_id": DEMO_ADMIN})
+    async with ended_on_failure(sb, key):
+        await invoke(sb, "admin-activate-experiment", {"key": key, "admin_id": DEMO_ADMIN})
+    return key
+
+
+async def play_traffic(
+    sb: AsyncClient, plan: Plan, key: str, *, progress: bool = False
+) -> dict[str, set[str]]:
+    """`days` x `users` requests against the active experiment `key`: the users each variant was served to."""
+    rng = random.Random(plan.seed)
     rates = {"control": plan.base_rate, "treatment": plan.base_rate * (1 + plan.lift)}
     users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(plan.users)]
     served: dict[str, set[str]] = {}
@@ -113,17 +174,19 @@ async def play(sb: AsyncClient, plan: Plan, *, progress: bool = False) -> tuple[
         days=plan.days - 1
     )
     bar = tqdm(total=plan.days * plan.users, unit="req", disable=not progress, desc="requests")
-    for d in range(plan.days):
-        day = first_day + timedelta(days=d)
-        for start in range(0, len(users), CONCURRENCY):
-            batch = users[start : start + CONCURRENCY]
-            maps = await asyncio.gather(*(assign(sb, user) for user in batch))
-            for user, experiments in zip(batch, maps, strict=True):
-                served.setdefault(experiments[key], set()).add(user)
-            await log_traffic(sb, rng, key, list(zip(batch, maps, strict=True)), day, rates)
-            bar.update(len(batch))
-    bar.close()
-    return key, served
+    try:
+        for d in range(plan.days):
+            day = first_day + timedelta(days=d)
+            for begin in range(0, len(users), CONCURRENCY):
+                batch = users[begin : begin + CONCURRENCY]
+                maps = await asyncio.gather(*(assign(sb, user) for user in batch))
+                for user, experiments in zip(batch, maps, strict=True):
+                    served.setdefault(experiments[key], set()).add(user)
+                await log_traffic(sb, rng, key, list(zip(batch, maps, strict=True)), day, rates)
+                bar.update(len(batch))
+    finally:
+        bar.close()
+    return served
 
 
 async def assign(sb: AsyncClient, user: str) -> dict[str, str]:

@@ -104,6 +104,10 @@ create table if not exists auth.sessions (
   updated_at timestamptz not null default now()
 );
 alter table auth.sessions owner to supabase_auth_admin;
+-- GoTrue's session end time (null: until signed out); rec_admin_role reads it.
+alter table auth.sessions add column if not exists not_after timestamptz;
+-- As on Supabase, the migration owner reads the sessions (rec_admin_role).
+grant select on auth.sessions to :"owner";
 
 create table if not exists auth.refresh_tokens (
   id bigint generated always as identity primary key,

@@ -27,13 +27,19 @@ What it implements, following PostgREST's documented behaviour:
   back to the URL's own user, with a warning, only where authenticator
   cannot log in (e.g. a server that wants a password it does not have).
 
-- `POST /rest/v1/<table>`: inserts, as PostgREST does them
-  (devstack/rest_tables.py).
+- `POST /rest/v1/<table>`: inserts, as PostgREST does them, with `select=`
+  and `.single()` (devstack/rest_tables.py).
+- `Accept: application/vnd.pgrst.object+json` on a set-returning RPC: its one
+  row, else 406 PGRST116 (rolled back).
 
-Not implemented: reading, updating or deleting through `/rest/v1/<table>`, filters, `select`
-and ordering on RPC results, `Prefer` (count, tx, params), `Accept`
-variants (single object, CSV), `Accept-Profile` schemas other than public,
-`RAISE SQLSTATE 'PGRST'` responses, non-JSON bodies, the OpenAPI root.
+Refused with PostgREST's own codes, never done differently
+(devstack/rest_request.py): reading, updating or deleting through
+`/rest/v1/<table>`, upsert, filters, `select` and ordering on RPC results,
+`Prefer` count/tx/max-affected/timezone/params (400 PGRST127 "Feature not
+implemented"); `Accept` types other than JSON and the single object (CSV:
+PGRST127; unknown: 406 PGRST107). Not served either: `Accept-Profile`
+schemas other than public, `RAISE SQLSTATE 'PGRST'` responses, non-JSON
+bodies, the OpenAPI root.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,23 +59,36 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from devstack.db_monitor import DatabaseMonitor, quiet_pool_logs
 from devstack.keys import LocalKeys
 from devstack.rest_auth import Caller, authenticate
 from devstack.rest_catalog import Call, Catalog
 from devstack.rest_errors import JSON_TYPE, GatewayError, RestError, first_line, from_database, json_response
-from devstack.rest_tables import Tables, preferences
+from devstack.rest_request import OBJECT_TYPE, Shape, not_implemented, preferences, response_shape, singular
+from devstack.rest_tables import Tables
 from shared import http
+from shared.tokens import TokenVerifier
 
 log = logging.getLogger("devstack.rest")
 
 MAX_BODY_BYTES = 1024 * 1024
 AUTHENTICATOR = "authenticator"
 SEARCH_PATH = "public, extensions"  # Supabase's exposed schema plus extra_search_path
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _RPC_METHODS = "OPTIONS,GET,HEAD,POST"
+_RESERVED_PARAMS = {"select", "columns", "on_conflict", "order", "limit", "offset", "and", "or"}
+_OBJECT_MEDIA = OBJECT_TYPE + "; charset=utf-8"
+# What PostgREST does with each table method, and this stack does not (but POST).
+_TABLE_FEATURES = {
+    "POST": "",
+    "GET": "GET on a table (reads and filters): read through an RPC",
+    "HEAD": "HEAD on a table (reads and counts): read through an RPC",
+    "PATCH": "PATCH on a table (updates)",
+    "DELETE": "DELETE on a table (deletes)",
+    "PUT": "PUT on a table (upsert of one row)",
+}
 
 # Everything PostgREST sets per request, in one round trip. set_config(...,
 # true) is SET LOCAL: it ends with the transaction, so the pooled
@@ -96,9 +115,11 @@ class RestApi:
         pool_size: int = 10,
         acquire_timeout: float = 5.0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        verifier: TokenVerifier | None = None,
     ) -> None:
         self.database_url = database_url
         self.keys = keys
+        self.verifier = verifier  # ES256/RS256 sessions: the functions' own verifier
         self.pool_size = pool_size
         self.acquire_timeout = acquire_timeout
         self.max_body_bytes = max_body_bytes
@@ -112,9 +133,11 @@ class RestApi:
         self.monitor.on_change(self._database_changed)
         self.app = Starlette(
             routes=[
-                Route("/rest/v1/rpc/{fn}", self._rpc, methods=_METHODS),
-                Route("/rest/v1/{table}", self._table, methods=_METHODS),
-                Route("/rest/v1/{path:path}", self._elsewhere, methods=_METHODS),
+                # As ASGI apps, so every method reaches them and is answered
+                # in PostgREST's words (PGRST101/PGRST117), not Starlette's.
+                Route("/rest/v1/rpc/{fn}", _AnyMethod(self._rpc)),
+                Route("/rest/v1/{table}", _AnyMethod(self._table)),
+                Route("/rest/v1/{path:path}", _AnyMethod(self._elsewhere)),
             ],
             middleware=[
                 Middleware(
@@ -197,28 +220,31 @@ class RestApi:
         """`POST /rest/v1/<table>`: see devstack/rest_tables.py."""
         if request.method == "OPTIONS":
             return Response(status_code=200, headers={"Allow": "OPTIONS,POST"})
+        if request.method not in _TABLE_FEATURES:
+            raise RestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+        caller = await authenticate(request.headers, self.keys, self.verifier)
         if request.method != "POST":
-            raise RestError(
-                405,
-                "PGRST117",
-                f"Unsupported HTTP method: {request.method}",
-                hint="The local stack serves inserts (POST) on tables; read them through RPCs.",
-            )
-        caller = authenticate(request.headers, self.keys)
-        text = await self._read_body(request)
+            raise not_implemented(_TABLE_FEATURES[request.method])
         prefer = preferences(request.headers.get("prefer", ""))
+        shape = response_shape(request.headers.get("accept", ""))
+        text = await self._read_body(request)
         table = request.path_params["table"]
-        inserted: list[Any] = []
+        count, inserted = 0, list[Any]()
         async with self._connection(caller) as conn:
-            inserts = await self.tables.inserts(conn, table, text, prefer)
+            inserts = await self.tables.inserts(conn, table, text, prefer, dict(request.query_params))
             async with conn.transaction():
                 await conn.execute(_LOCALS_SQL, _locals(request, caller, "/" + table))
                 for insert in inserts:
                     row = await (await conn.execute(insert.query(), [insert.rows_json])).fetchone()
-                    if row and row[0]:
-                        inserted += json.loads(row[0])
-        if "return=representation" not in prefer:
+                    if row:
+                        count += row[0]
+                        inserted += json.loads(row[1]) if row[1] else []
+                if shape is Shape.OBJECT and count != 1:
+                    raise singular(count)  # inside the transaction: nothing stays inserted
+        if not prefer.representation:
             return Response(status_code=201)
+        if shape is Shape.OBJECT:
+            return json_response(inserted[0], 201, media_type=_OBJECT_MEDIA)
         return json_response(inserted, 201)
 
     async def _call(self, request: Request) -> Response:
@@ -227,8 +253,11 @@ class RestApi:
             return Response(status_code=200, headers={"Allow": _RPC_METHODS})
         if method not in ("GET", "HEAD", "POST"):
             raise RestError(405, "PGRST101", f"Cannot use the {method} method on RPC")
-        caller = authenticate(request.headers, self.keys)
+        caller = await authenticate(request.headers, self.keys, self.verifier)
         post = method == "POST"
+        preferences(request.headers.get("prefer", ""))  # refuses counts, tx, ...
+        shape = response_shape(request.headers.get("accept", ""))
+        _check_rpc_params(request, post)
         args_json, keys = await self._post_args(request) if post else _query_args(request)
         async with self._connection(caller) as conn:
             call = await self.catalog.resolve(conn, request.path_params["fn"], keys, post)
@@ -241,7 +270,11 @@ class RestApi:
                     call.query(text_args=not post), [args_json] if call.arg_names or call.whole_body else []
                 )
                 row = await cursor.fetchone()
-        return _respond(call, row[0] if row else None, head=method == "HEAD")
+                body = row[0] if row else None
+                if shape is Shape.OBJECT and call.routine.returns_set:
+                    body = _one_of(body)  # inside the transaction: 406 undoes the call
+        media = _OBJECT_MEDIA if shape is Shape.OBJECT else JSON_TYPE
+        return _respond(call, body, head=method == "HEAD", media_type=media)
 
     @asynccontextmanager
     async def _connection(self, caller: Caller | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -330,6 +363,16 @@ class RestApi:
         ).response()
 
 
+class _AnyMethod:
+    """A request handler as a plain ASGI app: Starlette routes every method to it."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self._app = request_response(handler)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
 def _query_args(request: Request) -> tuple[str, frozenset[str]]:
     """GET arguments: query-string text, one value per name (the last one)."""
     args = dict(request.query_params)
@@ -349,11 +392,30 @@ def _locals(request: Request, caller: Caller, path: str) -> list[str]:
     ]
 
 
-def _respond(call: Call, body: str | None, *, head: bool) -> Response:
+def _respond(call: Call, body: str | None, *, head: bool, media_type: str = JSON_TYPE) -> Response:
     if call.routine.kind == "void":
         return Response(status_code=204)
     content = b"" if head else (body if body is not None else "null").encode()
-    return Response(content, 200, media_type=JSON_TYPE)
+    return Response(content, 200, media_type=media_type)
+
+
+def _one_of(body: str | None) -> str:
+    """A set-returning function's one row, for `Accept: ...object+json`."""
+    rows = json.loads(body) if body else []
+    if len(rows) != 1:
+        raise singular(len(rows))
+    return json.dumps(rows[0])
+
+
+def _check_rpc_params(request: Request, post: bool) -> None:
+    """PostgREST filters, orders and pages RPC results by query parameters;
+    this stack does not: on POST any, on GET its reserved ones, are PGRST127."""
+    names = set(request.query_params)
+    refused = sorted(names if post else names & _RESERVED_PARAMS)
+    if refused:
+        raise not_implemented(
+            f"query parameters {', '.join(refused)} on an RPC (select, filters, ordering, paging)"
+        )
 
 
 async def login_conninfo(url: str) -> tuple[str, str]:

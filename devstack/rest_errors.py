@@ -92,10 +92,12 @@ class GatewayError(RestError):
         return {"message": self.message, "hint": self.hint}
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None, media_type: str = JSON_TYPE
+) -> Response:
     """shared.http's JSON response as PostgREST sends it: charset, no CORS
     headers (the local stack's CORS middleware adds them)."""
-    return http.json_response(body, status, headers, cors=False, media_type=JSON_TYPE)
+    return http.json_response(body, status, headers, cors=False, media_type=media_type)
 
 
 def http_status(sqlstate: str, message: str, authenticated: bool) -> int:

@@ -2,19 +2,27 @@
 object or an array of objects, for the rows a recommender writes
 (`rec_impressions`, `rec_outcomes`) and any other table or view of `public`.
 
-- The columns are the keys of the (first) object; a later object missing a
-  key inserts NULL there, other columns get their defaults, as PostgREST's
-  default `Prefer: missing=null` does. With `Prefer: missing=default` a
-  missing key gets the column's default instead (supabase-py:
-  `insert(rows, default_to_null=False)`). Postgres casts every value
-  (`json_populate_recordset`), so a bad uuid is its own 22P02.
+- The columns are the keys of the (first) object, or the `columns=` query
+  parameter (supabase-js and supabase-py send it for arrays; keys outside it
+  are ignored); a later object missing a key inserts NULL there, other
+  columns get their defaults, as PostgREST's default `Prefer: missing=null`
+  does. With `Prefer: missing=default` a missing key gets the column's
+  default instead (supabase-py: `insert(rows, default_to_null=False)`).
+  Postgres casts every value (`json_populate_recordset`), so a bad uuid is
+  its own 22P02.
 - `Prefer: return=representation` answers 201 with the inserted rows as an
-  array; `return=minimal` (the default) and `headers-only` answer 201 with
-  no body.
+  array, only the `select=` columns if given (plain names and `*`; an
+  unknown one is Postgres's 42703 `column <table>.<name> does not exist`);
+  `return=minimal` (the default) and `headers-only` answer 201 with no body.
+- `Accept: application/vnd.pgrst.object+json` (supabase-js `.single()`)
+  answers the one row as an object; zero or several rows are 406 PGRST116
+  and nothing is inserted.
 - The insert runs as the caller's role, so grants and row level security
   decide, as on Supabase.
 - Errors: unknown table 404 PGRST205, unknown column 400 PGRST204, a body
-  that is not an object or an array of objects 400 PGRST102.
+  that is not an object or an array of objects 400 PGRST102; upsert
+  (`on_conflict`, `Prefer: resolution=...`), filters and ordering are
+  400 PGRST127 (devstack/rest_request.py).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import psycopg
 from psycopg import sql
 
 from devstack.rest_errors import RestError
+from devstack.rest_request import Prefer, column_list, not_implemented, select_list
 
 SCHEMA = "public"
 
@@ -41,17 +50,23 @@ select c.relname, array_agg(a.attname::text order by a.attnum)
 """
 
 
+_INSERT_PARAMS = {"select", "columns"}
+
+
 @dataclass(frozen=True)
 class Insert:
-    """One parsed insert: the table, its columns and the rows as a JSON array."""
+    """One parsed insert: the table, its columns and the rows as a JSON array;
+    `answer` the columns to answer with (None: all), or no answer at all."""
 
     table: str
     columns: tuple[str, ...]
     rows_json: str
     representation: bool
+    answer: tuple[str, ...] | None = None
 
     def query(self) -> sql.Composed:
-        """One row, one column: the inserted rows as a JSON array (or NULL for minimal)."""
+        """One row: how many rows were inserted, and (with representation)
+        them as a JSON array, else NULL."""
         table = sql.Identifier(SCHEMA, self.table)
         if self.columns:
             names = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
@@ -62,16 +77,32 @@ class Insert:
         else:  # objects without keys: rows of defaults only
             defaults = "insert into {} select from pg_catalog.json_array_elements(%s::json)"
             insert = sql.SQL(defaults).format(table)
+        # The CTE is named after the table, so an unknown select column reads
+        # "column <table>.<name> does not exist", as in PostgREST.
+        ins = sql.Identifier(self.table)
         if not self.representation:
-            return sql.SQL("with _ins as ({}) select null::text").format(insert)
-        return sql.SQL(
-            "with _ins as ({} returning *) select coalesce(pg_catalog.json_agg(_ins), '[]')::text from _ins"
-        ).format(insert)
+            body: sql.Composable = sql.SQL("null::text")
+        elif self.answer is None:
+            body = sql.SQL("(select coalesce(pg_catalog.json_agg({i}), '[]')::text from {i})").format(i=ins)
+        else:
+            cols = sql.SQL(", ").join(sql.SQL("{}.{}").format(ins, sql.Identifier(c)) for c in self.answer)
+            body = sql.SQL(
+                "(select coalesce(pg_catalog.json_agg(_sel), '[]')::text from (select {c} from {i}) _sel)"
+            ).format(c=cols, i=ins)
+        return sql.SQL("with {i} as ({q} returning *) select (select count(*) from {i}), {b}").format(
+            i=ins, q=insert, b=body
+        )
 
 
-def preferences(prefer: str) -> set[str]:
-    """The `Prefer` header's comma-separated preferences."""
-    return {p.strip().replace(" ", "") for p in prefer.split(",")}
+def check_params(params: dict[str, str]) -> None:
+    """Query parameters an insert may carry; upsert, filters and the rest are PGRST127."""
+    if "on_conflict" in params:
+        raise not_implemented("on_conflict=... (upsert)")
+    others = sorted(set(params) - _INSERT_PARAMS)
+    if others:
+        raise not_implemented(
+            f"query parameters {', '.join(others)} on an insert (filters, ordering, paging)"
+        )
 
 
 def parse_rows(text: str) -> tuple[list[dict[str, Any]], str]:
@@ -87,6 +118,10 @@ def parse_rows(text: str) -> tuple[list[dict[str, Any]], str]:
     raise RestError(400, "PGRST102", "Empty or invalid json: expected an object or an array of objects")
 
 
+def _keys(row: dict[str, Any], wanted: tuple[str, ...] | None) -> tuple[str, ...]:
+    return tuple(row) if wanted is None else tuple(k for k in wanted if k in row)
+
+
 class Tables:
     """Column names of `public`'s tables and views; reloaded once on a miss."""
 
@@ -94,19 +129,26 @@ class Tables:
         self._columns: dict[str, tuple[str, ...]] | None = None
 
     async def inserts(
-        self, conn: psycopg.AsyncConnection[Any], table: str, text: str, prefer: set[str]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        table: str,
+        text: str,
+        prefer: Prefer,
+        params: dict[str, str],
     ) -> list[Insert]:
         """The statements for one request: one, or with `missing=default` one
         per distinct set of keys (so each leaves out exactly its missing columns)."""
-        representation = "return=representation" in prefer
+        check_params(params)
+        wanted = column_list(params["columns"]) if "columns" in params else None
         rows, rows_json = parse_rows(text)
-        if "missing=default" in prefer and rows:
+        if prefer.missing_default and rows:
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in rows:
-                groups.setdefault(tuple(row), []).append(row)
+                groups.setdefault(_keys(row, wanted), []).append(row)
             batches = [(keys, json.dumps(group)) for keys, group in groups.items()]
         else:
-            batches = [(tuple(rows[0]) if rows else (), rows_json)]
+            first = wanted if wanted is not None else tuple(rows[0]) if rows else ()
+            batches = [(first, rows_json)]
         keys = tuple(dict.fromkeys(k for batch, _ in batches for k in batch))
         columns = await self._columns_of(conn, table, keys)
         unknown = [k for k in keys if k not in columns]
@@ -116,7 +158,10 @@ class Tables:
                 "PGRST204",
                 f"Could not find the '{unknown[0]}' column of '{table}' in the schema cache",
             )
-        return [Insert(table, batch, batch_json, representation) for batch, batch_json in batches]
+        answer = select_list(params.get("select"), columns)
+        return [
+            Insert(table, batch, batch_json, prefer.representation, answer) for batch, batch_json in batches
+        ]
 
     async def _columns_of(
         self, conn: psycopg.AsyncConnection[Any], table: str, keys: tuple[str, ...]

@@ -39,7 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from supabase import AsyncClient
 
-from devstack import admins, cli_args, jobs, migrate, pg_owner, postgres
+from devstack import admins, audit, cli_args, jobs, migrate, pg_owner, postgres
 from devstack import keys as local_keys
 from devstack.auth import AuthApi
 from devstack.auth_keys import SigningKey
@@ -51,7 +51,7 @@ from functions.registry import FUNCTIONS
 from shared.body_timeout import BodyTimeoutMiddleware, timeout_from_env
 from shared.client import create_client
 from shared.config import ConfigError, Settings
-from shared.header_timeout import protocol as head_timeout_protocol
+from shared.header_timeout import server_options
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -79,8 +79,11 @@ def build_app(
     request body may take to arrive (408 after).
     """
     public_url = public_url.rstrip("/")
-    rest = RestApi(database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout)
     auth = AuthApi(database_url, keys, public_url, signing_key or SigningKey.generate())
+    # /rest/v1 checks the Auth stand-in's ES256 sessions with the verifier the functions use.
+    rest = RestApi(
+        database_url, keys, pool_size=pool_size, acquire_timeout=acquire_timeout, verifier=auth.verifier
+    )
     app: Starlette | None = None
 
     def this_app() -> ASGIApp:
@@ -187,7 +190,11 @@ def run(args: argparse.Namespace) -> int:
             signing_key = SigningKey.load_or_create(args.data_dir)
             demo_admin = admins.ensure_demo_admin(server.url, args.data_dir)
             print(banner(public_url, server, keys, applied, args, demo_admin), flush=True)
-            with jobs.refreshing_rollups(server.url, getattr(args, "refresh_every", jobs.REFRESH_EVERY)):
+            anchors = args.data_dir / audit.DEV_ANCHORS
+            with (
+                jobs.refreshing_rollups(server.url, getattr(args, "refresh_every", jobs.REFRESH_EVERY)),
+                audit.anchoring(server.url, anchors, getattr(args, "anchor_every", audit.ANCHOR_EVERY)),
+            ):
                 started = serve(build_app(server.url, keys, public_url, signing_key=signing_key), sock)
         finally:
             _stop_database(server)
@@ -273,14 +280,20 @@ def _sign_in_lines(url: str, demo_admin: tuple[str, str | None] | None) -> list[
     ]
 
 
+def server_config(app: ASGIApp, sock: socket.socket, log_level: str = "info") -> uvicorn.Config:
+    """How `recsys-exp dev` (and the tests' stacks) run uvicorn: request heads
+    get the same read timeout as bodies, and idle keep-alive connections
+    outlast clients' own expiry, so no client reuses one the server is just
+    closing (shared.header_timeout)."""
+    host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
+    options = server_options(timeout_from_env())
+    return uvicorn.Config(app, host=host, port=port, lifespan="on", log_level=log_level, **options)
+
+
 def serve(app: ASGIApp, sock: socket.socket) -> bool:
     """Run uvicorn on the bound socket until a stop signal; False if it
     never started (e.g. the app's startup failed)."""
-    host, port = sock.getsockname()[:2]  # for uvicorn's "running on" line
-    # Request heads get the same read timeout as bodies (shared.header_timeout).
-    http = head_timeout_protocol(timeout_from_env())
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", http=http)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, sock))
     # uvicorn shuts down gracefully on Ctrl-C / SIGTERM, then hands the signal back.
     with suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))

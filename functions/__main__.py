@@ -11,7 +11,7 @@ import uvicorn
 
 from shared.body_timeout import timeout_from_env
 from shared.config import ConfigError, Settings
-from shared.header_timeout import protocol as head_timeout_protocol
+from shared.header_timeout import server_options
 
 
 def main() -> None:
@@ -26,8 +26,9 @@ def main() -> None:
     if not (raw_port.isascii() and raw_port.isdigit() and int(raw_port) <= 65535):
         sys.exit(f"functions: PORT must be a TCP port number (0-65535), got {raw_port!r}")
     port = int(raw_port)
-    # Request heads get the same read timeout as bodies (shared.header_timeout).
-    uvicorn.run("functions.app:app", host=host, port=port, http=head_timeout_protocol(read_timeout))
+    # Request heads get the same read timeout as bodies, and idle keep-alive
+    # connections outlast clients' own expiry (shared.header_timeout).
+    uvicorn.run("functions.app:app", host=host, port=port, **server_options(read_timeout))
 
 
 if __name__ == "__main__":

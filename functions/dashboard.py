@@ -85,8 +85,8 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         name = request.url.path.removeprefix("/dashboard/") or "index.html"
         if name == PLOTLY:
             return _file(plotly_bundle(), {**headers(), "Cache-Control": "public, max-age=86400"})
-        path = (STATIC / name).resolve()
-        if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        path = _shipped_file(name)
+        if path is None:
             return JSONResponse({"error": {"code": "not_found", "message": f"No file {name!r}."}}, 404)
         return _file(path, headers())
 
@@ -95,6 +95,19 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         Route("/dashboard/config.json", config),
         Route("/dashboard/{rest:path}", static),
     ]
+
+
+def _shipped_file(name: str) -> Path | None:
+    """The file of the dashboard folder that ``name`` names, or None: outside
+    the folder, missing, or a name no file can have (NUL, undecodable bytes)."""
+    if not name.isprintable() or "\ufffd" in name:
+        return None
+    try:
+        path = (STATIC / name).resolve()
+        found = path.is_relative_to(STATIC.resolve()) and path.is_file()
+    except (OSError, ValueError):  # UnicodeError is a ValueError
+        return None
+    return path if found else None
 
 
 def _file(path: Path, headers: dict[str, str]) -> Response:

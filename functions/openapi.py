@@ -9,7 +9,7 @@ from functions.registry import Function
 
 _ERRORS = {
     "400": "Body is not a JSON object.",
-    "401": "No API key, or an invalid or expired access token.",
+    "401": "No API key, or an invalid or expired access token, or one whose session has been signed out.",
     "403": (
         "The key is not a secret (service-level) key, the user is not in rec_admins "
         "(or is a viewer calling a write, or sent another admin_id), or the database refused."

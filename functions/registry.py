@@ -80,10 +80,18 @@ FUNCTIONS: dict[str, Function] = _registry(
     ),
     Function(
         "admin-end-experiment",
-        models.ExperimentAction,
+        models.EndExperiment,
         calls("rec_end_experiment"),
         writes=True,
-        summary="Stop an active experiment: active → ended.",
+        summary="Stop an active experiment (active → ended), optionally with its decision, winner and notes.",
+    ),
+    Function(
+        "admin-record-decision",
+        models.RecordDecision,
+        calls("rec_record_decision"),
+        writes=True,
+        summary="Record or change the decision of an ended experiment: shipped (with winner), "
+        "rolled_back or inconclusive.",
     ),
     Function(
         "admin-rotate-salt",
@@ -111,7 +119,8 @@ FUNCTIONS: dict[str, Function] = _registry(
         models.ListExperiments,
         calls("rec_list_experiments"),
         writes=False,
-        summary="Experiments with assignment counts, optionally of one status.",
+        summary="Experiments with assignment counts, newest first; filter by status and search, "
+        "page with max_rows and offset_rows.",
     ),
     Function(
         "admin-get-experiment",

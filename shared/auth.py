@@ -11,7 +11,12 @@ Two kinds of caller:
   token>`` (with the publishable key in ``apikey``, as supabase-js sends it).
   The token is verified (shared.tokens) and the user must be in
   ``rec_admins``; their role (``viewer`` or ``admin``) is read on every
-  request, so a revoke takes effect on the next one.
+  request, in the same lookup that checks the token's Auth session is still
+  live, so a revoke or a sign-out takes effect on the next request.
+
+A bad token is 401 whatever key comes with it: with the publishable key in
+``apikey`` (a browser) any other Bearer value is taken as an access token.
+Messages to a browser's caller never mention secret keys.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ from dataclasses import dataclass
 
 from shared.config import Settings
 from shared.errors import ApiError
-from shared.tokens import TokenVerifier
+from shared.tokens import Session, TokenVerifier
 
 _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 MISSING = "Missing API key: send a secret key (sb_secret_...) in the apikey header."
 SECRET_IN_AUTHORIZATION = "Secret keys go in the apikey header, not in Authorization: Bearer."
-PUBLIC_KEY = "The publishable (anon) key cannot call admin functions: send a secret key in the apikey header."
+PUBLIC_KEY = (
+    "The publishable (anon) key alone cannot call admin functions: sign in and send your "
+    "access token (Authorization: Bearer <access_token>)."
+)
 OTHER_JWT = (
     "This JWT is not the project's service-role key: admin functions need a secret key in the apikey header."
 )
@@ -44,8 +52,10 @@ NOT_AN_ADMIN = (
 VIEWER_READS_ONLY = (
     "Your role is viewer: you may read but not change anything. Ask an admin for the admin role."
 )
+SESSION_ENDED = "Your session has ended (signed out, or refreshed elsewhere after a replay): sign in again."
 
-RoleLookup = Callable[[str], Awaitable[str | None]]
+# (user id, session id or None) → the role while the session is live, else None.
+RoleLookup = Callable[[str, str | None], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -68,23 +78,58 @@ async def authorize(
     headers: Mapping[str, str], settings: Settings, tokens: TokenVerifier, role_of: RoleLookup
 ) -> Caller:
     """The caller, or a 401/403 ApiError. A service-level key wins over a session token."""
-    bearer = bearer_token(headers.get("authorization", ""))
-    if _is_service_level(headers, settings) or not bearer or not _looks_like_session(bearer):
-        check_caller(headers, settings)
+    who = await authenticate(headers, settings, tokens)
+    return who if isinstance(who, Caller) else await admit(who, role_of)
+
+
+async def authenticate(
+    headers: Mapping[str, str], settings: Settings, tokens: TokenVerifier
+) -> Caller | Session:
+    """Step one, with no round trip to the database: ``SERVICE`` for a
+    service-level key, the verified token of a person (whose role ``admit``
+    looks up), or a 401/403 ApiError."""
+    if _is_service_level(headers, settings):
         return SERVICE
-    if _matches_any([bearer], settings.low_privilege_keys):
-        raise ApiError(403, "forbidden", PUBLIC_KEY)
-    session = await tokens.verify(bearer)
-    role = await role_of(session.user_id)
-    if role not in ("viewer", "admin"):
-        raise ApiError(403, "forbidden", NOT_AN_ADMIN)
-    return Caller(role, session.user_id, session.email)
+    bearer = bearer_token(headers.get("authorization", ""))
+    if bearer and _is_access_token(bearer, headers.get("apikey", ""), settings):
+        return await tokens.verify(bearer)
+    check_caller(headers, settings)  # raises: no service-level key was presented
+    return SERVICE
+
+
+async def admit(session: Session, role_of: RoleLookup) -> Caller:
+    """Step two: the person's role, one lookup that also requires their session to be live."""
+    role = await role_of(session.user_id, session.session_id)
+    if role in ("viewer", "admin"):
+        return Caller(role, session.user_id, session.email)
+    # Refusal path only: tell a signed-out admin apart from someone never granted access.
+    if session.session_id is not None and await role_of(session.user_id, None) in ("viewer", "admin"):
+        raise ApiError(401, "invalid_token", SESSION_ENDED)
+    raise ApiError(403, "forbidden", NOT_AN_ADMIN)
 
 
 def _is_service_level(headers: Mapping[str, str], settings: Settings) -> bool:
     apikey = headers.get("apikey", "")
     presented = _credentials(apikey, bearer_token(headers.get("authorization", "")))
     return _matches_any(presented, settings.service_keys)
+
+
+def _is_access_token(bearer: str, apikey: str, settings: Settings) -> bool:
+    """Whether a Bearer value is meant as a person's access token (and so is
+    verified, 401 when bad) rather than as a key (403 when not service level).
+
+    Project keys are keys. Anything else is a token when it names a user, or
+    when it comes with the publishable key, as supabase-js sends tokens.
+    """
+    if bearer == apikey or _matches_any([bearer], (*settings.service_keys, *settings.low_privilege_keys)):
+        return False
+    return _looks_like_session(bearer) or _is_public_key(apikey, settings)
+
+
+def _is_public_key(apikey: str, settings: Settings) -> bool:
+    return bool(apikey) and (
+        apikey.startswith("sb_publishable_") or _matches_any([apikey], settings.low_privilege_keys)
+    )
 
 
 def _looks_like_session(token: str) -> bool:

@@ -81,7 +81,9 @@ class Runtime:
         """Verifies session tokens; one per process, so the JWKS cache is shared."""
         if self._tokens is None:
             settings = self.settings
-            self._tokens = TokenVerifier(settings.jwks_url, settings.jwt_secret, self._fetch_json)
+            self._tokens = TokenVerifier(
+                settings.jwks_url, settings.jwt_secret, self._fetch_json, issuer=settings.auth_issuer
+            )
         return self._tokens
 
     async def _fetch_json(self, url: str) -> Any:
@@ -93,9 +95,13 @@ class Runtime:
         response.raise_for_status()
         return response.json()
 
-    async def admin_role(self, user_id: str) -> str | None:
-        """The user's role in rec_admins ("viewer", "admin"), or None."""
-        role = await call_rpc(self, rpc("rec_admin_role"), {"user_id": user_id})
+    async def admin_role(self, user_id: str, session_id: str | None = None) -> str | None:
+        """The user's role in rec_admins ("viewer", "admin"), or None; with a
+        session id, None too once that Auth session has ended (one round trip)."""
+        params = {"user_id": user_id}
+        if session_id is not None:
+            params["session_id"] = session_id
+        role = await call_rpc(self, rpc("rec_admin_role"), params)
         return role if isinstance(role, str) else None
 
     async def start(self) -> None:

@@ -29,6 +29,8 @@ class Settings:
     publishable_keys: tuple[str, ...] = ()
     anon_key: str | None = None
     jwt_secret: str | None = None  # verifies HS256 session tokens; ES256/RS256 use the JWKS
+    # The ``iss`` of session tokens; default ``$SUPABASE_URL/auth/v1`` (``auth_issuer``).
+    jwt_issuer: str | None = None
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
@@ -71,6 +73,11 @@ class Settings:
         return f"{self.supabase_url}/auth/v1/.well-known/jwks.json"
 
     @property
+    def auth_issuer(self) -> str:
+        """The ``iss`` Supabase Auth puts in this project's access tokens."""
+        return self.jwt_issuer or f"{self.supabase_url}/auth/v1"
+
+    @property
     def client_key(self) -> str:
         """The key the functions' own client sends to PostgREST."""
         return self.service_keys[0]
@@ -85,6 +92,7 @@ class Settings:
             publishable_keys=_key_dict(env, "SUPABASE_PUBLISHABLE_KEYS"),
             anon_key=env.get("SUPABASE_ANON_KEY", "").strip() or None,
             jwt_secret=env.get("SUPABASE_JWT_SECRET", "").strip() or None,
+            jwt_issuer=env.get("SUPABASE_JWT_ISSUER", "").strip().rstrip("/") or None,
         )
 
 

@@ -10,16 +10,31 @@ uvicorn's own h11 protocol plus one timer: the head must be complete within
 response). A half-sent head then gets `408` and the connection is closed;
 a connection that sent nothing at all is closed quietly.
 
-Pass `protocol(timeout)` as uvicorn's `http=`. The bodies that follow are
-timed by shared.body_timeout.
+Pass `protocol(timeout)` as uvicorn's `http=`, or `server_options(timeout)`
+as uvicorn's keyword arguments. The bodies that follow are timed by
+shared.body_timeout.
+
+Keep-alive: uvicorn closes a connection idle for `timeout_keep_alive`
+seconds, 5 by default, which is also httpx's default idle expiry. With
+equal timeouts a client may send its next request on a connection in the
+very moment the server closes it; the server's kernel answers that request
+with a reset, and the client sees `httpx.ReadError` with no message (under
+load, one request in about a hundred that follow a 5 s pause). The server
+must be the one to wait longer, so idle connections are always closed by
+the client: KEEP_ALIVE_SECONDS is above the idle expiry of common clients
+(httpx 5 s, Node's fetch 4 s, aiohttp 15 s) and at the usual gateway
+value (Kong's and nginx's 60-75 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+KEEP_ALIVE_SECONDS = 75.0
 
 _BODY = b"The request head did not arrive in time.\n"
 _408 = (
@@ -71,3 +86,9 @@ class HeadTimeoutH11Protocol(H11Protocol):
 def protocol(timeout: float) -> type[HeadTimeoutH11Protocol]:
     """uvicorn's `http=` class with this head timeout, in seconds."""
     return type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout": timeout})
+
+
+def server_options(timeout: float) -> dict[str, Any]:
+    """uvicorn keyword arguments for the project's servers: this head timeout
+    and a keep-alive that outlasts clients' idle expiry (see above)."""
+    return {"http": protocol(timeout), "timeout_keep_alive": KEEP_ALIVE_SECONDS}

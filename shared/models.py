@@ -169,10 +169,69 @@ class UpdateExperiment(Body):
 
 
 class ExperimentAction(Body):
-    """Activate (draft → active) or end (active → ended) an experiment."""
+    """Activate an experiment (draft → active)."""
 
     key: ExperimentKey
     admin_id: UUID
+
+
+Decision = Literal["shipped", "rolled_back", "inconclusive"]
+Notes = Annotated[str, Field(max_length=5000, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+# What JSON Schema can say of the pairing the validator checks: a winner
+# exactly when the decision is shipped.
+_WINNER_WITH_SHIPPED: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"required": ["winner"], "properties": {"winner": {"type": "string"}}},
+            "then": {"required": ["decision"], "properties": {"decision": {"const": "shipped"}}},
+        },
+        {
+            "if": {"required": ["decision"], "properties": {"decision": {"const": "shipped"}}},
+            "then": {"required": ["winner"], "properties": {"winner": {"type": "string"}}},
+        },
+    ]
+}
+
+
+def _winner_with_shipped(decision: str | None, winner: str | None) -> None:
+    if winner is not None and decision != "shipped":
+        raise PydanticCustomError("winner_without_shipped", 'a winner goes with "decision": "shipped"')
+    if decision == "shipped" and winner is None:
+        raise PydanticCustomError("shipped_without_winner", '"decision": "shipped" needs the winner variant')
+
+
+class EndExperiment(Body):
+    """End an experiment (active → ended), optionally recording the decision:
+    shipped (with the winning variant), rolled_back or inconclusive."""
+
+    model_config = ConfigDict(json_schema_extra=_WINNER_WITH_SHIPPED)
+    key: ExperimentKey
+    admin_id: UUID
+    decision: Decision | None = None
+    winner: VariantName | None = None
+    notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _pairing(self) -> Self:
+        _winner_with_shipped(self.decision, self.winner)
+        return self
+
+
+class RecordDecision(Body):
+    """Record or change the decision of an ended experiment (decision, winner
+    and notes are set together: notes left out means no notes)."""
+
+    model_config = ConfigDict(json_schema_extra=_WINNER_WITH_SHIPPED)
+    key: ExperimentKey
+    admin_id: UUID
+    decision: Decision
+    winner: VariantName | None = None
+    notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _pairing(self) -> Self:
+        _winner_with_shipped(self.decision, self.winner)
+        return self
 
 
 class RotateSalt(Body):
@@ -232,10 +291,18 @@ class ResetUserVariant(Body):
     admin_id: UUID
 
 
+OffsetRows = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_whole_number_as_int)]
+
+
 class ListExperiments(Body):
-    """Experiments with assignment counts, optionally one status only."""
+    """Experiments with assignment counts, newest first: optionally of one
+    status, matching a search (case-insensitive substring of key or name),
+    one page of them (every row carries total_rows, the count before paging)."""
 
     status: Literal["draft", "active", "ended"] | None = None
+    search: Name | None = None
+    max_rows: MaxRows | None = None
+    offset_rows: OffsetRows | None = None
 
 
 class GetExperiment(Body):

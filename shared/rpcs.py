@@ -42,7 +42,8 @@ RPCS: dict[str, Rpc] = _rpcs(
         ("experiment_key", "admin_id", "name", "description", "variants", "salt_rotation_interval"),
     ),
     Rpc("rec_activate_experiment", ("experiment_key", "admin_id")),
-    Rpc("rec_end_experiment", ("experiment_key", "admin_id")),
+    Rpc("rec_end_experiment", ("experiment_key", "admin_id", "decision", "winner", "notes")),
+    Rpc("rec_record_decision", ("experiment_key", "admin_id", "decision", "winner", "notes")),
     Rpc("rec_rotate_salt", ("experiment_key", "admin_id", "reassign")),
     Rpc("rec_rotate_due_salts", ("reassign", "admin_id")),
     # The metric catalogue and an experiment's goals / guardrails (audited writes).
@@ -54,7 +55,7 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_list_metrics", ()),
     Rpc("rec_set_experiment_metrics", ("experiment_key", "metrics", "admin_id")),
     # Admin reads.
-    Rpc("rec_list_experiments", ("status",)),
+    Rpc("rec_list_experiments", ("status", "search", "max_rows", "offset_rows")),
     Rpc("rec_get_experiment", ("experiment_key",)),
     Rpc("rec_experiment_daily_metrics", ("experiment_key", "from_day", "to_day")),
     Rpc("rec_search_users", ("query", "max_rows")),
@@ -64,10 +65,13 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_grant_admin", ("user_id", "role", "admin_id")),
     Rpc("rec_revoke_admin", ("user_id", "admin_id")),
     Rpc("rec_list_admins", ()),
-    Rpc("rec_admin_role", ("user_id",)),
+    Rpc("rec_admin_role", ("user_id", "session_id")),
     # The audit rows whose hash chain is broken; none when intact.
     Rpc("rec_verify_audit_chain", ()),
-    # Results: per-variant sufficient statistics; shared/results.py does the maths.
+    # The chain read from outside: its head, and its rows with the text each hash covers.
+    Rpc("rec_audit_chain_head", ()),
+    Rpc("rec_audit_chain_rows", ("after_seq", "max_rows")),
+    # Results: per-variant sufficient statistics; shared/results/ does the maths.
     Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
     # Results over time: every prefix of the window, uncapped metrics, one pass.
     Rpc("rec_experiment_results_series_stats", ("p_experiment_key", "p_from", "p_to")),

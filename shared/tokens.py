@@ -11,9 +11,12 @@ Two kinds of signature, both used by Supabase projects:
 The algorithm is taken from the token's header only to pick which key to
 try: an HS256 token is only ever checked against the secret and an ES256 or
 RS256 token only against a public key of that type, so no token can choose
-its own key. ``alg: none`` and every other algorithm are refused. ``exp`` is
-enforced and ``aud`` must be ``authenticated``. Error messages never repeat
-the token.
+its own key. ``alg: none`` and every other algorithm are refused. ``exp`` must
+be an integer no further ahead than a session can last (``MAX_LIFETIME``),
+``aud`` must be ``authenticated`` and, when the verifier knows the project's
+Auth URL, ``iss`` must be it. A ``session_id``, when present, must be a uuid:
+callers use it to refuse tokens of sessions that have been signed out. Error
+messages never repeat the token.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from jwt import PyJWK
@@ -36,6 +39,9 @@ JWKS_TTL = 600.0
 REFETCH_GAP = 30.0
 MAX_TOKEN_LENGTH = 16 * 1024  # Supabase's access tokens are about 1 KiB
 CLOCK_SKEW = 10  # seconds of clock difference tolerated on exp/iat
+# Supabase Auth's longest configurable access-token lifetime (one week): a
+# token claiming to live longer was not issued by it.
+MAX_LIFETIME = 7 * 24 * 3600
 _KEY_TYPES = {"ES256": "EC", "RS256": "RSA"}
 
 MALFORMED = "The access token is malformed: send the access_token from a Supabase Auth sign-in."
@@ -50,6 +56,9 @@ NO_SECRET = (
 NO_EXPIRY = "The access token has no expiry (exp): sign in with Supabase Auth to get a session token."
 NO_SUBJECT = "The access token names no user: its sub claim must be the user's id."
 INVALID = "The access token is not valid: sign in again."
+BAD_EXPIRY = "The access token's expiry (exp) is not a plausible time: sign in again."
+WRONG_ISSUER = "The access token was not issued by this project's Supabase Auth (iss): sign in again."
+BAD_SESSION = "The access token's session_id is not a session id: sign in again."
 JWKS_UNAVAILABLE = "The project's signing keys (JWKS) could not be fetched; try again shortly."
 
 Fetch = Callable[[str], Awaitable[Any]]
@@ -71,6 +80,7 @@ class Session:
     user_id: str
     email: str | None
     claims: dict[str, Any] = field(repr=False)
+    session_id: str | None = None  # the Auth session the token belongs to, when it names one
 
 
 class TokenVerifier:
@@ -85,8 +95,14 @@ class TokenVerifier:
         ttl: float = JWKS_TTL,
         refetch_gap: float = REFETCH_GAP,
         clock: Callable[[], float] = time.monotonic,
+        issuer: str | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """``issuer`` (e.g. ``$SUPABASE_URL/auth/v1``): tokens must name it as ``iss``;
+        ``None`` accepts any issuer. ``now`` is the wall clock ``exp`` is judged by."""
         self.jwks_url = jwks_url
+        self.issuer = issuer
+        self._now = now
         self._secret = jwt_secret
         self._fetch = fetch
         self._ttl = ttl
@@ -114,12 +130,15 @@ class TokenVerifier:
             key = self._secret
         else:
             key = (await self._public_key(header.get("kid"), alg)).key
-        claims = _decode(token, key, alg)
+        claims = _decode(token, key, alg, self.issuer)
+        _check_times(claims, self._now())
         subject = claims.get("sub")
         if not isinstance(subject, str) or not _is_uuid(subject):
             raise _unauthorized(NO_SUBJECT)
         email = claims.get("email")
-        return Session(subject.lower(), email if isinstance(email, str) and email else None, claims)
+        return Session(
+            subject.lower(), email if isinstance(email, str) and email else None, claims, _session_id(claims)
+        )
 
     async def _public_key(self, kid: object, alg: str) -> PyJWK:
         if kid is not None and not isinstance(kid, str):
@@ -155,22 +174,26 @@ class TokenVerifier:
             return self._keys
 
 
-def _decode(token: str, key: Any, alg: str) -> dict[str, Any]:
+def _decode(token: str, key: Any, alg: str, issuer: str | None) -> dict[str, Any]:
+    required = ["exp", "sub", "aud", *(["iss"] if issuer else [])]
     try:
         claims = jwt.decode(
             token,
             key,
             algorithms=[alg],
             audience=AUDIENCE,
-            options={"require": ["exp", "sub", "aud"]},
+            issuer=issuer,
+            options={"require": required},
             leeway=CLOCK_SKEW,
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized(EXPIRED) from None
     except jwt.InvalidAudienceError:
         raise _unauthorized(WRONG_AUDIENCE) from None
+    except jwt.InvalidIssuerError:
+        raise _unauthorized(WRONG_ISSUER) from None
     except jwt.MissingRequiredClaimError as exc:
-        missing = {"sub": NO_SUBJECT, "aud": WRONG_AUDIENCE}
+        missing = {"sub": NO_SUBJECT, "aud": WRONG_AUDIENCE, "iss": WRONG_ISSUER}
         raise _unauthorized(missing.get(exc.claim, NO_EXPIRY)) from None
     except jwt.InvalidSignatureError:
         raise _unauthorized(BAD_SIGNATURE) from None
@@ -179,6 +202,30 @@ def _decode(token: str, key: Any, alg: str) -> dict[str, Any]:
     except jwt.PyJWTError:
         raise _unauthorized(INVALID) from None
     return dict(claims)
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    """``exp`` (and ``iat`` if present) are integers, and the token cannot outlive
+    the longest session Supabase Auth issues. PyJWT alone accepts numeric
+    strings, floats and any far future."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not _is_int(exp) or exp > now + MAX_LIFETIME + CLOCK_SKEW:
+        raise _unauthorized(BAD_EXPIRY)
+    if "iat" in claims and not (_is_int(iat) and exp - iat <= MAX_LIFETIME):
+        raise _unauthorized(BAD_EXPIRY)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _session_id(claims: dict[str, Any]) -> str | None:
+    value = claims.get("session_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _is_uuid(value):
+        raise _unauthorized(BAD_SESSION)
+    return value.lower()
 
 
 def _parse_key_set(document: Any) -> dict[str | None, PyJWK]:

@@ -103,14 +103,17 @@ revoke all on function rec_internal.audit_row_hash(public.rec_audit_log), rec_in
                        rec_internal.audit_chain_append()
   from public, anon, authenticated, service_role;
 
--- Chain the rows written before this migration, in id order.
-lock table public.rec_audit_log in exclusive mode;
+-- Chain the rows written before this migration, in id order. The lock is
+-- taken inside the block: the Supabase CLI runs a file's statements outside
+-- any transaction block, where a bare LOCK TABLE is refused (25P01); taken
+-- here it holds until the transaction running this block ends.
 do $$
 declare
   r public.rec_audit_log;
   n bigint := 0;
   prev text := null;
 begin
+  lock table public.rec_audit_log in exclusive mode;
   for r in select * from public.rec_audit_log l order by l.id loop
     n := n + 1;
     r.chain_seq := n;

@@ -43,13 +43,17 @@ comment on table public.rec_experiment_metrics is
   'The metrics an experiment is judged on, with their role; none = the three built-ins as goals.';
 create index rec_experiment_metrics_metric_idx on public.rec_experiment_metrics (metric_id);
 
--- The built-ins: the three metrics results always had, over any outcome, uncapped.
-insert into public.rec_metrics (key, name, description, kind)
-values ('engagement_rate', 'Engagement rate',
-        'Share of tagged impressions with at least one outcome (per-user ratio).', 'impression_rate'),
-       ('outcomes_per_user', 'Outcomes per user', 'Outcome rows per analysed user.', 'per_user_count'),
-       ('engaged_user_rate', 'Engaged user rate',
-        'Share of analysed users with at least one engaged impression.', 'user_rate');
+-- The built-ins: the three metrics results always had, over any outcome,
+-- uncapped. Fixed ids and times, so every database has the same rows.
+insert into public.rec_metrics (id, key, name, description, kind, created_at, updated_at)
+values ('00000000-0000-4000-8000-00000000b001', 'engagement_rate', 'Engagement rate',
+        'Share of tagged impressions with at least one outcome (per-user ratio).', 'impression_rate',
+        '2026-12-08T00:00:00Z', '2026-12-08T00:00:00Z'),
+       ('00000000-0000-4000-8000-00000000b002', 'outcomes_per_user', 'Outcomes per user',
+        'Outcome rows per analysed user.', 'per_user_count', '2026-12-08T00:00:00Z', '2026-12-08T00:00:00Z'),
+       ('00000000-0000-4000-8000-00000000b003', 'engaged_user_rate', 'Engaged user rate',
+        'Share of analysed users with at least one engaged impression.', 'user_rate',
+        '2026-12-08T00:00:00Z', '2026-12-08T00:00:00Z');
 
 create function rec_internal.builtin_metric(metric_key text) returns boolean
 language sql immutable parallel safe set search_path = '' as $$

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack import auth_users, migrate, postgres
 from tests.e2e.conftest import E2EStack, serve_stack
@@ -27,6 +27,12 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "browser tests only"
 GRANTOR = "00000000-0000-4000-8000-00000000b0b0"
+# Every wait is for something (an element, a request's answer, a page state),
+# never a fixed pause; the limit is generous so a machine whose cores are
+# busy with another test run still passes. Playwright's expect() has its
+# own default (5 s), so it is set here too.
+WAIT_MS = 90_000
+expect.set_options(timeout=WAIT_MS)
 
 
 def _missing() -> str | None:
@@ -98,8 +104,15 @@ class Problems:
 def open_page(browser: Browser, site: E2EStack) -> tuple[Page, Problems]:
     context = browser.new_context(viewport=VIEWPORT, base_url=site.url)
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(WAIT_MS)
+    page.set_default_navigation_timeout(WAIT_MS)
     return page, Problems(page)
+
+
+def wait_until(page: Page, condition: str, arg: Any = None) -> Any:
+    """Wait for a JavaScript condition on the page (e.g. a chart's data, the
+    session storage) to hold; its value."""
+    return page.wait_for_function(condition, arg=arg, timeout=WAIT_MS).json_value()
 
 
 def sign_in(page: Page, person: Person) -> None:

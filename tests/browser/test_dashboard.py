@@ -15,10 +15,20 @@ import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from psycopg.types.json import Jsonb
 
 from devstack import auth_users
-from tests.browser.conftest import GRANTOR, PASSWORD, SCREENSHOTS, Person, open_page, shot, sign_in
+from tests.browser.conftest import (
+    GRANTOR,
+    PASSWORD,
+    SCREENSHOTS,
+    Person,
+    open_page,
+    shot,
+    sign_in,
+    wait_until,
+)
 from tests.e2e.conftest import E2EStack
 from tests.stack.conftest import key_headers
 
@@ -193,18 +203,32 @@ def put_person(site: E2EStack, email: str) -> str:
     return user_id
 
 
+# The chart's (name, last y) pairs once it has data (and, if given, exactly
+# the expected values): the chart may be drawn before its data arrives.
+_LAST_POINTS_ARE = """({id, expected}) => {
+    const el = document.getElementById(id);
+    if (!el || !Array.isArray(el.data) || el.data.length === 0) return false;
+    const points = el.data.map((t) => [t.name, t.y[t.y.length - 1]]);
+    if (expected === null) return points;
+    const same = points.length === Object.keys(expected).length
+        && points.every(([name, y]) => expected[name] === y);
+    return same ? points : false;
+}"""
+
+
 def charts_and_results(page: Page, site: E2EStack, seen: dict[str, Counter[str]]) -> None:
     """The charts carry the day's numbers; the results show what the function computed."""
     for chart, counts in (("impressions", seen["impressions"]), ("users", seen["users"])):
         plot = page.locator(f"#chart-{chart}")
         expect(plot.locator(".main-svg").first).to_be_visible()
-        traces = plot.evaluate("(el) => el.data.map((t) => [t.name, t.y[t.y.length - 1]])")
-        assert dict(traces) == {"control": counts["control"], "treatment": counts["treatment"]}
-    rates = dict(
-        page.locator("#chart-engagement").evaluate(
-            "(el) => el.data.map((t) => [t.name, t.y[t.y.length - 1]])"
-        )
-    )
+        expected = {"control": counts["control"], "treatment": counts["treatment"]}
+        try:
+            traces = wait_until(page, _LAST_POINTS_ARE, {"id": f"chart-{chart}", "expected": expected})
+        except PlaywrightTimeoutError:  # say what it shows instead
+            traces = wait_until(page, _LAST_POINTS_ARE, {"id": f"chart-{chart}", "expected": None})
+        assert dict(traces) == expected
+    expect(page.locator("#chart-engagement .main-svg").first).to_be_visible()
+    rates = dict(wait_until(page, _LAST_POINTS_ARE, {"id": "chart-engagement", "expected": None}))
     for variant in ("control", "treatment"):
         assert rates[variant] == pytest.approx(seen["engaged"][variant] / seen["impressions"][variant])
 
@@ -312,7 +336,7 @@ def test_viewer_sees_no_write_controls_and_is_refused(
     assert site.sql("select status from rec_experiments where key = 'swipe-blend'")[0][0] == "active"
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    assert page.evaluate("() => sessionStorage.length") == 0
+    wait_until(page, "() => sessionStorage.length === 0")
     assert problems.items == []
 
 
@@ -374,7 +398,7 @@ def test_sign_in_refusals_are_shown(browser: Browser, site: E2EStack) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(form.get_by_role("alert")).to_contain_text("not an admin")
     expect(page.get_by_test_id("role")).to_have_count(0)
-    assert page.evaluate("() => sessionStorage.length") == 0
+    wait_until(page, "() => sessionStorage.length === 0")
 
 
 def test_session_refreshes_and_a_dead_session_asks_to_sign_in_again(
@@ -390,7 +414,11 @@ def test_session_refreshes_and_a_dead_session_asks_to_sign_in_again(
     page.evaluate(change, {"expires_at": 0})
     page.get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("table", name="Audit entries")).to_be_visible()
-    renewed = page.evaluate(f"() => {stored}")
+    renewed = wait_until(
+        page,
+        f"(old) => {{ const s = {stored}; return s && s.access_token !== old && s; }}",
+        first["access_token"],
+    )
     assert renewed["access_token"] != first["access_token"]
     assert renewed["refresh_token"] != first["refresh_token"]
     assert renewed["role"] == "viewer" and renewed["expires_at"] > 0
@@ -401,7 +429,7 @@ def test_session_refreshes_and_a_dead_session_asks_to_sign_in_again(
     page.evaluate(change, {"access_token": f"{header}.{payload}.{'A' * 86}"})
     page.get_by_role("link", name="Experiments", exact=True).click()
     expect(page.get_by_role("form", name="Sign in")).to_contain_text("Your session ended")
-    assert page.evaluate("() => sessionStorage.length") == 0
+    wait_until(page, "() => sessionStorage.length === 0")
     assert problems.items == []
 
 

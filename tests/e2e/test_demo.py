@@ -4,13 +4,17 @@ ends afterwards unless --keep-active."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from supabase import acreate_client
 
 from devstack import cli, demo, migrate, postgres
-from tests.support.stack import Stack, serve_stack
+from tests.support.stack import Stack, poll, serve_stack
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,81 @@ def test_demo_command_reports_and_ends_its_experiment(
     status = demo_stack.sql("select status from rec_experiments where key = %s", [key])
     assert status == [("active",)] if keep_active else [("ended",)]
     assert f"experiment {key} {'left active (--keep-active)' if keep_active else 'ended'}" in out
+
+
+def _demo_argv(stack: Stack, users: int = 40, days: int = 1) -> list[str]:
+    return [
+        "demo",
+        "--url",
+        stack.url,
+        "--key",
+        stack.keys.secret,
+        "--users",
+        str(users),
+        "--days",
+        str(days),
+    ]
+
+
+def _demo_experiments(stack: Stack) -> dict[str, str]:
+    return dict(stack.sql("select key, status from rec_experiments where key like 'demo-%'"))
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (httpx.ReadError(""), "a request to {url} failed: ReadError (no message)"),
+        (
+            httpx.RemoteProtocolError("Server disconnected"),
+            "failed: RemoteProtocolError: Server disconnected",
+        ),
+        (RuntimeError("boom"), "unexpected RuntimeError: boom"),
+    ],
+    ids=["read-error", "protocol-error", "other"],
+)
+def test_a_failing_demo_ends_its_experiment_and_says_the_error(
+    demo_stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: BaseException,
+    said: str,
+) -> None:
+    before = _demo_experiments(demo_stack)
+
+    async def failing(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(demo, "log_traffic", failing)
+    for keep_active in (False, True):  # a failure ends it even with --keep-active
+        argv = _demo_argv(demo_stack) + (["--keep-active"] if keep_active else [])
+        assert cli.main(argv) == 1
+        captured = capsys.readouterr()
+        assert said.format(url=demo_stack.url) in captured.out + captured.err
+        assert "cannot reach" not in captured.out
+        [(key, status)] = [(k, s) for k, s in _demo_experiments(demo_stack).items() if k not in before]
+        assert status == "ended"
+        assert f"experiment {key} ended" in captured.err
+        before[key] = status
+
+
+def test_ctrl_c_ends_the_demos_experiment(demo_stack: Stack) -> None:
+    """SIGINT while the demo plays traffic: exit 130, the experiment ended."""
+    before = _demo_experiments(demo_stack)
+    command = [sys.executable, "-m", "devstack.cli", *_demo_argv(demo_stack, users=2000, days=30)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        poll(
+            lambda: "active" in [s for k, s in _demo_experiments(demo_stack).items() if k not in before],
+            limit=60,
+            what="the demo's experiment active",
+        )
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, (out, err)
+    [status] = [s for k, s in _demo_experiments(demo_stack).items() if k not in before]
+    assert status == "ended"
+    assert "interrupted" in err and "ended" in err

@@ -62,6 +62,7 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_update_experiment": {"experiment_key": active, "admin_id": ADMIN, "name": "taken over"},
         "rec_activate_experiment": {"experiment_key": draft, "admin_id": ADMIN},
         "rec_end_experiment": {"experiment_key": active, "admin_id": ADMIN},
+        "rec_record_decision": {"experiment_key": active, "admin_id": ADMIN, "decision": "inconclusive"},
         "rec_rotate_salt": {"experiment_key": active, "admin_id": ADMIN, "reassign": True},
         "rec_rotate_due_salts": {},
         "rec_list_experiments": {},
@@ -76,6 +77,8 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_list_admins": {},
         "rec_admin_role": {"user_id": user},
         "rec_verify_audit_chain": {},
+        "rec_audit_chain_head": {},
+        "rec_audit_chain_rows": {"after_seq": 0, "max_rows": 10},
         "rec_refresh_daily_rollups": {},
         "rec_create_metric": {
             "metric_key": new_key("e2e-roles-metric"),

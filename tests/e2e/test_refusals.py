@@ -81,9 +81,10 @@ class Refusal:
     code: str
     headers: dict[str, str] | None = None
     raw: bytes | None = None  # sent as is, instead of body as JSON
+    signed_in: bool = False  # with the publishable key and a valid access token of a non-admin
 
 
-USER_JWT = KEYS.user_jwt(str(uuid.uuid4()))
+NOT_AN_ADMIN = str(uuid.uuid4())
 
 # Keys in bodies: "draft"/"active"/"ended" are replaced by the fixture's keys.
 REFUSALS = {
@@ -160,7 +161,7 @@ REFUSALS = {
         {"key": "active", "admin_id": ADMIN},
         403,
         "forbidden",
-        headers=key_headers(KEYS.publishable, USER_JWT),
+        signed_in=True,
     ),
     "malformed-json": Refusal(
         "admin-end-experiment", None, 400, "invalid_json", raw=b'{"key": "active", "admin_id": '
@@ -185,6 +186,9 @@ async def test_refused_call_changes_nothing(
 ) -> None:
     before = snapshot(e2e_stack)
     headers = SECRET if case.headers is None else case.headers
+    if case.signed_in:  # issued by this stack's Auth (iss), as every real token is
+        token = KEYS.user_jwt(NOT_AN_ADMIN, iss=f"{e2e_stack.url}/auth/v1")
+        headers = key_headers(KEYS.publishable, token)
     if case.raw is not None:
         response = await http.post(
             f"/functions/v1/{case.function}",

@@ -38,6 +38,7 @@ FUNCTION_NAMES = {
     "admin-update-experiment",
     "admin-activate-experiment",
     "admin-end-experiment",
+    "admin-record-decision",
     "admin-rotate-salt",
     "admin-set-user-variant",
     "admin-reset-user-variant",

@@ -62,7 +62,17 @@ async def test_chart_library_comes_from_the_installed_plotly(client: httpx.Async
 
 @pytest.mark.parametrize(
     "path",
-    ["/dashboard/nope.js", "/dashboard/%2e%2e/app.py", "/dashboard/js/%2e%2e/%2e%2e/dashboard.py"],
+    [
+        "/dashboard/nope.js",
+        "/dashboard/%2e%2e/app.py",
+        "/dashboard/js/%2e%2e/%2e%2e/dashboard.py",
+        # names no file can have: NUL, undecodable bytes, control characters
+        "/dashboard/index.html%00.js",
+        "/dashboard/%00",
+        "/dashboard/%ff%fe.js",
+        "/dashboard/%c0%ae%c0%ae/app.py",
+        "/dashboard/js/%0a.js",
+    ],
 )
 async def test_nothing_outside_the_folder(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)

@@ -35,6 +35,7 @@ from tests.functions.conftest import (
 SUB = "5d7c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 OTHER = "11111111-2222-4333-8444-555555555555"
 JWKS = f"{URL}/auth/v1/.well-known/jwks.json"
+ISSUER = f"{URL}/auth/v1"
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 FOREIGN_EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -50,7 +51,13 @@ def public_jwk(key: Any, kid: str) -> dict[str, Any]:
 
 def claims(**extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": SUB, "aud": "authenticated", "role": "authenticated", "email": "ada@example.com"}
+    base = {
+        "sub": SUB,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": "ada@example.com",
+        "iss": ISSUER,
+    }
     return {**base, "iat": now, "exp": now + 3600, **extra}
 
 

@@ -3,6 +3,7 @@ with its Auth stand-in, a few people in auth.users, and their roles."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -38,6 +39,18 @@ def people(stack: Stack) -> dict[str, Person]:  # noqa: F811
                 )
         conn.commit()
     return found
+
+
+@pytest.fixture
+def own_admin(stack: Stack) -> Person:  # noqa: F811
+    """An admin of one test only: ending all of its sessions signs nobody else out
+    (the session-wide ``tokens`` stay valid)."""
+    email = f"own-{uuid.uuid4().hex[:8]}@sessions.test"
+    with psycopg.connect(stack.db_url) as conn:
+        user_id, _ = auth_users.put_user(conn, email, PASSWORD)
+        conn.execute("select rec_grant_admin(%s, 'admin', %s)", [user_id, str(uuid.uuid4())])
+        conn.commit()
+    return Person(email, user_id)
 
 
 @pytest.fixture

@@ -98,10 +98,17 @@ async def test_admin_writes_and_the_audit_names_them(
         ("admin-create-experiment", {"key": key, "variants": VARIANTS}),
         ("admin-update-experiment", {"key": key, "name": "Renamed", "admin_id": admin}),
         ("admin-activate-experiment", {"key": key}),
+        ("admin-create-metric", {"key": f"{key}-likes", "kind": "per_user_count", "outcome": "like"}),
+        ("admin-update-metric", {"key": f"{key}-likes", "capping": 0.999}),
+        (
+            "admin-set-experiment-metrics",
+            {"key": key, "metrics": [{"metric": f"{key}-likes", "role": "goal"}]},
+        ),
         ("admin-set-user-variant", {"key": key, "user_id": user, "variant": "treatment"}),
         ("admin-reset-user-variant", {"key": key, "user_id": user}),
         ("admin-rotate-salt", {"key": key}),
-        ("admin-end-experiment", {"key": key}),
+        ("admin-end-experiment", {"key": key, "decision": "inconclusive"}),
+        ("admin-record-decision", {"key": key, "decision": "shipped", "winner": "treatment", "notes": "n"}),
     ]
     assert {name for name, _ in steps} == set(WRITES)
     for name, body in steps:
@@ -148,7 +155,9 @@ async def test_signed_in_non_admin_is_403(
 async def test_hs256_session_with_the_jwt_secret(
     http: httpx.AsyncClient, stack: Stack, people: dict[str, Person]
 ) -> None:
-    token = stack.keys.user_jwt(people["admin"].user_id, email=people["admin"].email)
+    token = stack.keys.user_jwt(
+        people["admin"].user_id, email=people["admin"].email, iss=f"{stack.url}/auth/v1"
+    )
     response = await call(http, stack, "admin-whoami", {}, token)
     assert response.status_code == 200
     assert response.json()["data"] == {
@@ -192,7 +201,7 @@ def bad_token(kind: str, stack: Stack, admin: Person, good: str) -> str:
     if kind == "expired":
         return str(signing.sign(_claims(stack, admin, exp=int(time.time()) - 120)))
     if kind == "expired-hs256":
-        return stack.keys.user_jwt(admin.user_id, expires_in=-120)
+        return stack.keys.user_jwt(admin.user_id, expires_in=-120, iss=f"{stack.url}/auth/v1")
     if kind == "tampered":
         header, _, signature = good.split(".")
         payload = jwt.decode(good, options={"verify_signature": False})

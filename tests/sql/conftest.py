@@ -162,6 +162,10 @@ def snapshot(conn: psycopg.Connection) -> dict[str, Any]:
             "select to_jsonb(a) from rec_user_experiment_assignments a order by experiment_id, user_id"
         ),
         "audit": rows("select to_jsonb(l) from rec_audit_log l order by id"),
+        "metrics": rows("select to_jsonb(m) from rec_metrics m order by key"),
+        "experiment_metrics": rows(
+            "select to_jsonb(x) from rec_experiment_metrics x order by experiment_id, metric_id"
+        ),
     }
 
 

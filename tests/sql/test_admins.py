@@ -121,3 +121,45 @@ def test_api_roles_get_nothing(db: psycopg.Connection, people: list[uuid.UUID], 
         ):
             with raises_sqlstate(db, "42501"):
                 db.execute(statement, params)
+
+
+def test_role_with_a_session_only_while_that_session_lives(
+    db: psycopg.Connection, people: list[uuid.UUID]
+) -> None:
+    a, b, _ = people
+    db.execute("select rec_grant_admin(%s, 'viewer', %s)", [a, ADMIN])
+    db.execute("select rec_grant_admin(%s, 'admin', %s)", [b, ADMIN])
+    live, ended, b_session, expired = uuids(4, seed=120)
+    db.execute("reset role")  # sessions are written by Auth, not by the migration owner
+    try:
+        db.execute(
+            """insert into auth.sessions (id, user_id, not_after) values
+               (%s, %s, null), (%s, %s, now() + interval '1 hour'), (%s, %s, null),
+               (%s, %s, now() - interval '1 second')""",
+            [live, a, ended, a, b_session, b, expired, a],
+        )
+        db.execute("delete from auth.sessions where id = %s", [ended])  # signed out
+    finally:
+        db.execute(f"set role {OWNER}")
+    role = "select rec_admin_role(%s, %s)"
+    assert scalar(db, role, [a, live]) == "viewer"
+    assert scalar(db, role, [a, ended]) is None  # signed out
+    assert scalar(db, role, [a, expired]) is None  # past not_after
+    assert scalar(db, role, [a, b_session]) is None  # someone else's session
+    assert scalar(db, role, [a, uuid.uuid4()]) is None  # never existed
+    assert scalar(db, role, [b, b_session]) == "admin"
+    assert scalar(db, role, [a, None]) == "viewer"  # no session named: membership only
+    assert scalar(db, "select rec_admin_role(%s)", [a]) == "viewer"  # the old call
+    assert scalar(db, "select rec_admin_role(user_id => %s)", [b]) == "admin"
+    db.execute("select rec_revoke_admin(%s, %s)", [a, ADMIN])
+    assert scalar(db, role, [a, live]) is None  # a live session is no grant
+
+
+def test_the_session_role_lookup_is_for_service_role_only(
+    db: psycopg.Connection, people: list[uuid.UUID]
+) -> None:
+    for api_role in ("anon", "authenticated"):
+        with acting_as(db, api_role), raises_sqlstate(db, "42501"):
+            db.execute("select rec_admin_role(%s, %s)", [people[0], people[1]])
+    with acting_as(db, "service_role"):
+        assert scalar(db, "select rec_admin_role(%s, %s)", [people[0], people[1]]) is None

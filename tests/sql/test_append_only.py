@@ -19,9 +19,22 @@ from tests.sql.conftest import ADMIN, create_experiment, raises_sqlstate, scalar
 
 API_ROLES = ["anon", "authenticated", "service_role"]
 AB = [{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]
-GUARDED = ["rec_audit_log", "rec_experiments", "rec_user_experiment_assignments"]
+GUARDED = [
+    "rec_audit_log",
+    "rec_experiments",
+    "rec_user_experiment_assignments",
+    "rec_metrics",
+    "rec_experiment_metrics",
+]
 
+# A forged audit row: a real-looking action and actor, backdated.
+FORGED_AUDIT_INSERTS = [
+    "insert into rec_audit_log (action, actor_id, details, created_at)"
+    f" values ('grant_admin', '{ADMIN}', '{{}}', '2020-01-01T00:00:00Z')",
+    "insert into rec_audit_log (action) select 'note' where false",  # even one that adds no row
+]
 AUDIT_LOG_WRITES = [
+    *FORGED_AUDIT_INSERTS,
     "update rec_audit_log set action = 'forged'",
     "update rec_audit_log set details = '{}' where false",  # even one that touches no row
     "delete from rec_audit_log",
@@ -32,7 +45,16 @@ EXPERIMENT_WRITES = [
     " values ('direct', '[{\"name\": \"a\", \"weight\": 1}]', 's')",
     "update rec_experiments set status = 'ended'",
     "delete from rec_experiments",
-    "truncate rec_experiments, rec_user_experiment_assignments",
+    "truncate rec_experiments, rec_user_experiment_assignments, rec_experiment_metrics",
+]
+METRIC_WRITES = [
+    "insert into rec_metrics (key, kind) values ('direct', 'user_rate')",
+    "update rec_metrics set direction = 'decrease'",
+    "delete from rec_metrics",
+    "truncate rec_metrics, rec_experiment_metrics",
+    "insert into rec_experiment_metrics (experiment_id, metric_id, role, position)"
+    " select e.id, m.id, 'goal', 1 from rec_experiments e, rec_metrics m",
+    "delete from rec_experiment_metrics",
 ]
 ASSIGNMENT_WRITES = [
     "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
@@ -41,7 +63,7 @@ ASSIGNMENT_WRITES = [
     "delete from rec_user_experiment_assignments",
     "truncate rec_user_experiment_assignments",
 ]
-ALL_WRITES = AUDIT_LOG_WRITES + EXPERIMENT_WRITES + ASSIGNMENT_WRITES
+ALL_WRITES = AUDIT_LOG_WRITES + EXPERIMENT_WRITES + ASSIGNMENT_WRITES + METRIC_WRITES
 
 
 @pytest.fixture
@@ -100,7 +122,9 @@ def test_a_later_grant_does_not_reopen_the_tables(
                 db.execute(statement)  # type: ignore[arg-type]
             message = str(info.value)
             assert f"is not allowed for {role}" in message, message
-            if statement in AUDIT_LOG_WRITES:
+            if statement in FORGED_AUDIT_INSERTS:
+                assert "audit rows are written only by the audited rec_* functions" in message
+            elif statement in AUDIT_LOG_WRITES:
                 assert "the audit log is append-only" in message
             else:
                 assert "only through the" in message, message
@@ -108,13 +132,32 @@ def test_a_later_grant_does_not_reopen_the_tables(
     assert snapshot(db) == state
 
 
-def test_the_audit_log_stays_append_only_for_service_role(db: psycopg.Connection) -> None:
-    """service_role may still add an audit row (e.g. a note); it cannot take it back."""
-    with as_role(db, "service_role"):
-        db.execute("insert into rec_audit_log (action, actor_id) values ('note', %s)", [ADMIN])
-        assert scalar(db, "select count(*) from rec_audit_log where action = 'note'") == 1
-        with raises_sqlstate(db, "42501"):
-            db.execute("delete from rec_audit_log where action = 'note'")
+def test_a_forged_audit_row_as_service_role_is_refused_and_never_chained(
+    db: psycopg.Connection, state: dict[str, object]
+) -> None:
+    """The secret key's role cannot add an audit row, with or without a grant
+    (both privilege regimes run this), so nothing forged reaches the chain."""
+    head = db.execute("select * from rec_audit_chain_head()").fetchone()
+    for grant_everything in (False, True):
+        with as_role(db, "service_role", grant_everything=grant_everything):
+            with raises_sqlstate(db, "42501"):
+                db.execute(FORGED_AUDIT_INSERTS[0])  # type: ignore[arg-type]
+            with (
+                raises_sqlstate(db, "42501"),
+                db.cursor().copy("copy rec_audit_log (action) from stdin") as cp,
+            ):
+                cp.write_row(("forged",))
+    assert snapshot(db) == state
+    assert db.execute("select * from rec_audit_chain_head()").fetchone() == head
+
+
+def test_audit_rows_get_the_database_clock(db: psycopg.Connection) -> None:
+    """Even the owner cannot backdate an audit row by inserting it."""
+    db.execute(FORGED_AUDIT_INSERTS[0])
+    row = db.execute(
+        "select created_at > now() - interval '1 hour', action from rec_audit_log order by id desc limit 1"
+    ).fetchone()
+    assert row == (True, "grant_admin")
 
 
 def test_service_role_still_logs_impressions_and_outcomes(db: psycopg.Connection) -> None:

@@ -158,8 +158,6 @@ def random_context(rng: random.Random) -> dict[str, Any]:
         draw = rng.random()
         if draw < 0.7:
             tags[key] = rng.choice(names)
-        elif draw < 0.75:
-            tags[key] = None  # a JSON null tag counts nowhere
     return {"experiments": tags}
 
 
@@ -291,20 +289,29 @@ def test_retagged_moved_and_deleted_rows(rolled: psycopg.Connection) -> None:
         "               where (created_at at time zone 'UTC')::date = %s limit 30)",
         [DAYS[0]],
     )
-    # moving an impression (with its outcomes) to another day
-    rolled.execute(
-        "update rec_impressions set created_at = created_at + interval '2 days'"
-        " where id = (select impression_id from rec_outcomes o"
-        "               join rec_impressions i on i.id = o.impression_id"
-        "              where (i.created_at at time zone 'UTC')::date = %s limit 1)",
+    # moving an impression (with its outcomes, which may not predate it) to another day
+    moved = scalar(
+        rolled,
+        "select impression_id from rec_outcomes o join rec_impressions i on i.id = o.impression_id"
+        " where (i.created_at at time zone 'UTC')::date = %s limit 1",
         [DAYS[1]],
     )
-    # moving an outcome to an impression of another day
+    with rolled.transaction():
+        rolled.execute(
+            "update rec_outcomes set created_at = created_at + interval '2 days' where impression_id = %s",
+            [moved],
+        )
+        rolled.execute(
+            "update rec_impressions set created_at = created_at + interval '2 days' where id = %s", [moved]
+        )
+    # moving an outcome to an impression of another day (its user, and not before it)
     rolled.execute(
-        "update rec_outcomes set impression_id = (select id from rec_impressions"
-        "   where (created_at at time zone 'UTC')::date = %s limit 1)"
-        " where id = (select o.id from rec_outcomes o join rec_impressions i on i.id = o.impression_id"
-        "              where (i.created_at at time zone 'UTC')::date = %s limit 1)",
+        "update rec_outcomes set impression_id = i.id, user_id = i.user_id, created_at = i.created_at"
+        "  from (select id, user_id, created_at from rec_impressions"
+        "         where (created_at at time zone 'UTC')::date = %s limit 1) i"
+        " where rec_outcomes.id = (select o.id from rec_outcomes o"
+        "                           join rec_impressions i on i.id = o.impression_id"
+        "                          where (i.created_at at time zone 'UTC')::date = %s limit 1)",
         [DAYS[4], DAYS[2]],
     )
     assert dirty_days(rolled) == DAYS

@@ -29,10 +29,16 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "dev",
         "demo",
         "results",
+        "end",
+        "decide",
         "admin grant",
         "admin revoke",
         "admin list",
         "admin add",
+        "audit anchor",
+        "audit verify",
+        "metrics list",
+        "metrics create",
     }
     for name, p in leaves.items():
         target = p.get_default("run")

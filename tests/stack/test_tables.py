@@ -143,24 +143,3 @@ async def test_grants_decide_anon_401_and_users_403(client: httpx.AsyncClient, s
     assert response.status_code == 403
     assert error(response)["code"] == "42501"
     assert stack.sql("select count(*) from rec_impressions where user_id = %s", [user]) == [(0,)]
-
-
-async def test_only_post_on_tables(client: httpx.AsyncClient, stack: Stack) -> None:
-    response = await client.get("/rest/v1/rec_impressions", headers=key_headers(stack.keys.secret))
-    assert response.status_code == 405
-    assert error(response)["code"] == "PGRST117"
-
-
-async def test_missing_keys_are_null_unless_missing_default(client: httpx.AsyncClient, stack: Stack) -> None:
-    user = str(uuid.uuid4())
-    rows = [_impression(user), {"user_id": user}]  # the second leaves request_context out
-    refused = await _insert(client, stack, "rec_impressions", rows)
-    assert refused.status_code == 400
-    assert error(refused)["code"] == "23502"  # NULL into a NOT NULL column
-    prefer = {"Prefer": "return=representation, missing=default"}
-    response = await _insert(client, stack, "rec_impressions", rows, headers=prefer)
-    assert response.status_code == 201
-    assert [(r["item_id"], r["request_context"]) for r in response.json()] == [
-        ("item-1", {"experiments": {"x": "a"}}),
-        (None, {}),  # the column default
-    ]

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from devstack.keys import LocalKeys
 from devstack.rest import RestApi
-from devstack.server import base_url, build_app, listen
+from devstack.server import base_url, build_app, listen, server_config
 
 KEYS = LocalKeys()  # the Supabase CLI's public local defaults
 READY_LIMIT = 30.0  # seconds: bounded polling, never a fixed sleep
@@ -57,7 +57,7 @@ def serve_stack(db_url: str, keys: LocalKeys = KEYS, **app_options: Any) -> Iter
     sock = listen("127.0.0.1", 0)
     url = base_url("127.0.0.1", sock.getsockname()[1])
     app = build_app(db_url, keys, url, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, sock, log_level="warning"))  # as `recsys-exp dev` runs it
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

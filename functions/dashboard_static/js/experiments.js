@@ -40,7 +40,8 @@ export async function listPage(view) {
   }
   const needle = query.toLowerCase();
   const shown = experiments.filter((e) => !needle || e.key.includes(needle) || (e.name ?? "").toLowerCase().includes(needle));
-  const counts = new Map();
+  // The list carries the kept counts per variant; older servers did not, so fetch those one by one.
+  const counts = new Map(shown.filter((e) => e.assignment_counts).map((e) => [e.key, e.assignment_counts]));
   const rows = shown.map((e) => () => {
     const users = h("td", { class: "variants" }, variantSummary(e, counts.get(e.key)));
     if (!counts.has(e.key)) {
