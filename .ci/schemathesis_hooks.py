@@ -8,7 +8,8 @@ variant name are not generated (the server refuses them with 422, 22023).
 Nor can it say "from_day on or before to_day" when a missing day defaults to
 the experiment's start or end (data the schema does not know): for
 admin-experiment-results a reversed window is a 422 by design, so only windows
-with both days given in order, or neither, are generated.
+with both days given in order, or neither, are generated. Likewise a layer
+range must have layer_from < layer_to (said in the field descriptions).
 """
 
 from __future__ import annotations
@@ -45,9 +46,22 @@ def _may_reverse_a_window(path: str, body: Any) -> bool:
     return a is None or b is None or a > b
 
 
+def _reverses_a_layer_range(body: Any) -> bool:
+    """layer_from < layer_to is stated in the description, not expressible in the schema."""
+    if not isinstance(body, dict):
+        return False
+    low, high = body.get("layer_from"), body.get("layer_to")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+    return numbers and low >= high
+
+
 def _keep(operation: Any, body: Any) -> bool:
     path = str(getattr(operation, "path", ""))
-    return not _repeats_a_variant_name(body) and not _may_reverse_a_window(path, body)
+    return (
+        not _repeats_a_variant_name(body)
+        and not _may_reverse_a_window(path, body)
+        and not _reverses_a_layer_range(body)
+    )
 
 
 @schemathesis.hook

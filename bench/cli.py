@@ -23,7 +23,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "which",
         nargs="*",
-        metavar="{all,assign,assign_many,metrics,results,rollups,signed_in,metric_catalogue,assign_new_counted,list_experiments,cuped}",
+        metavar=(
+            "{all,assign,assign_new,assign_many,metrics,results,rollups,signed_in,metric_catalogue,"
+            "assign_new_counted,list_experiments,layers,cuped}"
+        ),
         help="benchmarks to run (default: all)",
     )
     p.add_argument(

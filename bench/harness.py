@@ -4,7 +4,8 @@ pgbench as a bounded subprocess, alternating A/B rounds, and the verdicts.
 Machines are noisy (2 cores, other work running), so no number here is
 meaningful on its own: every benchmark measures its baseline and its
 candidate in the same run, alternating them round by round (A B, B A, ...),
-and judges the ratio of the two medians.
+and judges the median of the per-round ratios (each round's candidate over
+the same round's baseline, so a slow moment of the machine hits both).
 """
 
 from __future__ import annotations
@@ -226,11 +227,15 @@ class Result:
         return statistics.median(self.candidate)
 
     @property
+    def round_ratios(self) -> list[float]:
+        return [c / b for b, c in zip(self.baseline, self.candidate, strict=True)]
+
+    @property
     def ratio(self) -> float:
-        # Always candidate / baseline: for throughputs higher is better (a
-        # speedup when the candidate does the baseline's work in one call),
-        # for times lower is better.
-        return self.candidate_median / self.baseline_median
+        # Always candidate / baseline, the median over paired rounds: for
+        # throughputs higher is better (a speedup when the candidate does the
+        # baseline's work in one call), for times lower is better.
+        return statistics.median(self.round_ratios)
 
     @property
     def met(self) -> bool:
@@ -258,7 +263,9 @@ class Result:
             f"{self.unit} (median)",
             f"   {'candidate ' + self.candidate_label:<{width}} {fmt.format(self.candidate_median):>12} "
             f"{self.unit} (median)",
-            f"   {'ratio     ' + self.ratio_label:<{width}} {self.ratio:>12.2f}",
+            f"   {'ratio     ' + self.ratio_label:<{width}} {self.ratio:>12.2f} (median of "
+            + ", ".join(f"{r:.2f}" for r in self.round_ratios)
+            + ")",
             f"   {'target':<{width}} {self.target_text:>12}",
             f"   {'result':<{width}} {'MET' if self.met else 'NOT MET':>12}",
         ]

@@ -30,7 +30,7 @@ def bench_metric_catalogue(url: str, rounds: int, warmup: int) -> list[Result]:
     raw = os.environ.get("BENCH_METRICS_IMPRESSIONS", "1000000")
     if not raw.isdigit() or int(raw) < 1:
         raise BenchError(f"BENCH_METRICS_IMPRESSIONS must be a positive integer, not {raw!r}")
-    count, users = int(raw), 10_000 * rollups.scale()
+    count, users = int(raw), int(10_000 * rollups.scale())
     progress(f"== metric catalogue: {users:,} users, {count:,} impressions over {rollups.DAYS} days")
     with psycopg.connect(url, autocommit=True) as conn:
         rollups.setup(conn, users)

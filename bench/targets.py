@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import cuped, fixtures, lists, metric_catalogue, rollups, signed_in
+from bench import cuped, fixtures, layers, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -152,6 +152,48 @@ def bench_assign(db: BenchDatabase) -> Result:
         target=0.8,
         higher_is_better=True,
         notes=_pgbench_notes(db.cfg),
+    )
+
+
+# --------------------------------------------------------------------------
+# 1b. First call for a new user (the rule, then the insert) vs a bare insert
+
+
+def bench_assign_new(db: BenchDatabase) -> Result:
+    db.ensure_assignments()
+    key = fixtures.ASSIGN_KEYS[1]
+    cfg = db.cfg
+    with db.connect() as conn:
+        eid = fixtures.experiment_id(conn, key)
+    baseline = (
+        "insert into public.rec_user_experiment_assignments (experiment_id, user_id, variant)\n"
+        " values (:eid, gen_random_uuid(), 'control');\n"
+    )
+    candidate = "select public.rec_assign_variant(:key, gen_random_uuid());\n"
+
+    def run(script: str) -> float:
+        variables = {"eid": eid, "key": key}
+        return run_pgbench(db.url, script, clients=cfg.clients, seconds=cfg.seconds, variables=variables).tps
+
+    def show(r: int, a: float, b: float) -> None:
+        progress(f"   assign_new round {r}/{cfg.rounds}: baseline {a:,.0f} tps, candidate {b:,.0f} tps")
+
+    a, b = alternate(lambda: run(baseline), lambda: run(candidate), cfg.rounds, show)
+    return Result(
+        name="assign_new",
+        title="rec_assign_variant for a new user (rule + insert) vs a bare insert of the same row",
+        baseline_label="insert into rec_user_experiment_assignments values ($1, random uuid, 'control')",
+        candidate_label="select rec_assign_variant($1, random uuid)",
+        unit="tps",
+        baseline=a,
+        candidate=b,
+        ratio_label="candidate/baseline throughput",
+        target=0.6,
+        higher_is_better=True,
+        notes=[
+            f"pgbench -M prepared -c {cfg.clients} -j {cfg.clients} -T {cfg.seconds}, {cfg.rounds} "
+            "alternating rounds per side; every transaction writes one new assignment row"
+        ],
     )
 
 
@@ -393,12 +435,21 @@ def bench_list_experiments(db: BenchDatabase) -> Result:
     return lists.bench_list(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
+# --------------------------------------------------------------------------
+# 9. Layers and coverage on rec_assign_variants (bench/layers.py, own database)
+
+
+def bench_layers(db: BenchDatabase) -> list[Result]:
+    return layers.bench_layers(db.url, db.cfg.clients, db.cfg.seconds, db.cfg.rounds)
+
+
 def bench_cuped(db: BenchDatabase) -> list[Result]:
     return cuped.bench_cuped(db.url, db.cfg.query_rounds, db.cfg.warmup)
 
 
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
+    "assign_new": bench_assign_new,
     "assign_many": bench_assign_many,
     "metrics": bench_metrics,
     "results": bench_results,
@@ -407,5 +458,6 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "metric_catalogue": bench_metric_catalogue,
     "assign_new_counted": bench_assign_new_counted,
     "list_experiments": bench_list_experiments,
+    "layers": bench_layers,
     "cuped": bench_cuped,
 }

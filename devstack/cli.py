@@ -136,6 +136,21 @@ def parser() -> argparse.ArgumentParser:
     decision_command(sub, "end", "end an active experiment, optionally recording its decision")
     decision_command(sub, "decide", "record or change the decision of an ended experiment", required=True)
 
+    layers = sub.add_parser("layers", help="layers: experiments in one layer never share a user")
+    layer_actions = layers.add_subparsers(required=True, metavar="action")
+    listing = layer_actions.add_parser(
+        "list", help="every layer, its experiments' ranges and the free ranges"
+    )
+    add_database_args(listing, from_env=True)
+    listing.set_defaults(run="devstack.layers:run_list")
+    create = layer_actions.add_parser("create", help="a new layer (random salt that never changes)")
+    create.add_argument("key", help="layer key: 1-64 of a-z, 0-9, _ . - (starting with a letter or digit)")
+    create.add_argument("--name")
+    create.add_argument("--description")
+    add_database_args(create, from_env=True)
+    create.add_argument("--admin-id", type=uuid.UUID, default=uuid.UUID(int=0), help=argparse.SUPPRESS)
+    create.set_defaults(run="devstack.layers:run_create")
+
     r = sub.add_parser("results", help="an experiment's per-user statistics, comparisons and warnings")
     r.add_argument("key", help="experiment key")
     r.add_argument("--from", dest="from_day", type=utc_day, help="first UTC day (YYYY-MM-DD)")

@@ -14,9 +14,10 @@ REFRESH_EVERY = 300.0  # seconds, `recsys-exp dev --refresh-every`
 
 
 def refresh_rollups(url: str) -> int:
-    """Run rec_refresh_daily_rollups() once; the number of days it rebuilt."""
+    """Roll up every finished dirty day, committing after each (so a backlog
+    never holds one long transaction); the number of days rebuilt."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("select public.rec_refresh_daily_rollups()").fetchone()
+        row = conn.execute("call public.rec_refresh_daily_rollups_by_day(null, null)").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -14,8 +14,8 @@ _ERRORS = {
         "The key is not a secret (service-level) key, the user is not in rec_admins "
         "(or is a viewer calling a write, or sent another admin_id), or the database refused."
     ),
-    "404": "Unknown experiment.",
-    "409": "Duplicate key, or the experiment is in the wrong state.",
+    "404": "Unknown experiment or layer.",
+    "409": "Duplicate key, a layer range another experiment holds, or the experiment is in the wrong state.",
     "413": "Body larger than 64 KiB.",
     "422": "Invalid fields; details lists them.",
     "503": "Database unreachable, busy, or migrations not applied.",

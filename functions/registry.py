@@ -62,14 +62,14 @@ FUNCTIONS: dict[str, Function] = _registry(
         models.CreateExperiment,
         calls("rec_create_experiment"),
         writes=True,
-        summary="Create a draft experiment (random salt unless one is given).",
+        summary="Create a draft experiment (random salt unless given; coverage, layer range, settings).",
     ),
     Function(
         "admin-update-experiment",
         models.UpdateExperiment,
         calls("rec_update_experiment"),
         writes=True,
-        summary="Change name, description, variants (draft only) or the salt rotation interval.",
+        summary="Change an experiment: variants and layer while draft; coverage and settings until it ends.",
     ),
     Function(
         "admin-activate-experiment",
@@ -191,6 +191,20 @@ FUNCTIONS: dict[str, Function] = _registry(
         calls("rec_audit_entries"),
         writes=False,
         summary="Audit entries, newest first, optionally for one experiment.",
+    ),
+    Function(
+        "admin-create-layer",
+        models.CreateLayer,
+        calls("rec_create_layer", key="layer_key"),
+        writes=True,
+        summary="Create a layer: experiments in it take disjoint ranges and never share a user.",
+    ),
+    Function(
+        "admin-list-layers",
+        models.ListLayers,
+        calls("rec_list_layers"),
+        writes=False,
+        summary="Layers with their salt, their experiments' ranges and the free ranges.",
     ),
     Function(
         "admin-whoami",

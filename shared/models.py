@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.rpcs import EXPERIMENT_OPTIONS
+
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 VARIANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # One amount of one unit ("7 days", "12 hours", "1 year"), positive and at most
@@ -128,9 +130,63 @@ Variants = Annotated[
 ]
 
 
-class CreateExperiment(Body):
-    """Create a draft experiment (random salt unless one is given)."""
+LayerKey = Annotated[str, Field(pattern=KEY_PATTERN, description="Layer key.")]
+# Leaving a layer (update, while draft) is the empty key.
+LayerKeyOrNone = Annotated[
+    str,
+    Field(
+        pattern=r"^$|" + KEY_PATTERN,
+        description='Layer key; "" takes a draft out of its layer.',
+    ),
+]
+LAYER_BUCKETS = 10_000
+Coverage = Annotated[
+    float,
+    Field(ge=0, le=1, description="Share of eligible users who enter (0 to 1); raising it moves nobody."),
+]
+LayerFrom = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=LAYER_BUCKETS - 1,
+        description="First bucket of the range (with layer_to, which must be greater).",
+    ),
+    BeforeValidator(_whole_number_as_int),
+]
+LayerTo = Annotated[
+    int,
+    Field(ge=1, le=LAYER_BUCKETS, description="End of the half-open range [layer_from, layer_to)."),
+    BeforeValidator(_whole_number_as_int),
+]
+SequentialTuning = Annotated[
+    int,
+    Field(ge=100, le=10_000_000, description="Users per variant the sequential test is tuned for."),
+    BeforeValidator(_whole_number_as_int),
+]
+CupedDays = Annotated[
+    int,
+    Field(ge=0, le=60, description="Pre-period days for CUPED (0 = off)."),
+    BeforeValidator(_whole_number_as_int),
+]
+_RANGE_TOGETHER = {"layer_from": ["layer_to"], "layer_to": ["layer_from"]}
 
+
+def _check_range(low: int | None, high: int | None) -> None:
+    if (low is None) != (high is None):
+        raise PydanticCustomError("layer_range_half", "give both layer_from and layer_to, or neither")
+    if low is not None and high is not None and low >= high:
+        raise PydanticCustomError("layer_range_order", "layer_from must be less than layer_to")
+
+
+class CreateExperiment(Body):
+    """Create a draft experiment (random salt unless one is given), optionally
+    on part of the traffic (coverage) and in a layer range."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "dependentRequired": {key: [*other, "layer_key"] for key, other in _RANGE_TOGETHER.items()}
+        }
+    )
     key: ExperimentKey
     variants: Variants
     admin_id: UUID
@@ -138,17 +194,39 @@ class CreateExperiment(Body):
     description: Description | None = None
     salt: Salt | None = None
     salt_rotation_interval: IntervalText | None = None
+    coverage: Coverage | None = None
+    layer_key: LayerKey | None = None
+    layer_from: LayerFrom | None = None
+    layer_to: LayerTo | None = None
+    sequential: bool | None = None
+    sequential_tuning: SequentialTuning | None = None
+    cuped_days: CupedDays | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        _check_range(self.layer_from, self.layer_to)
+        if self.layer_from is not None and self.layer_key is None:
+            raise PydanticCustomError("layer_range_without_layer", "layer_from and layer_to need a layer_key")
+        return self
+
+
+_UPDATABLE = ("name", "description", "variants", "salt_rotation_interval", *EXPERIMENT_OPTIONS)
 
 
 class UpdateExperiment(Body):
-    """Change an experiment; omitted fields stay as they are. Variants only while draft."""
+    """Change an experiment; omitted fields stay as they are. Variants, layer
+    and range only while draft; coverage and settings until it ends."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
                 {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
-                for field in ("name", "description", "variants", "salt_rotation_interval")
-            ]
+                for field in _UPDATABLE
+            ],
+            "dependentRequired": {"layer_from": ["layer_to"], "layer_to": ["layer_from"]},
+            # leaving the layer ("") takes no range
+            "if": {"required": ["layer_key"], "properties": {"layer_key": {"const": ""}}},
+            "then": {"properties": {"layer_from": {"type": "null"}, "layer_to": {"type": "null"}}},
         }
     )
     key: ExperimentKey
@@ -157,15 +235,37 @@ class UpdateExperiment(Body):
     description: Description | None = None
     variants: Variants | None = None
     salt_rotation_interval: IntervalText | None = None
+    coverage: Coverage | None = None
+    layer_key: LayerKeyOrNone | None = None
+    layer_from: LayerFrom | None = None
+    layer_to: LayerTo | None = None
+    sequential: bool | None = None
+    sequential_tuning: SequentialTuning | None = None
+    cuped_days: CupedDays | None = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> Self:
         if self.model_dump(exclude_none=True).keys() <= {"key", "admin_id"}:
+            raise PydanticCustomError("nothing_to_update", "send at least one of " + ", ".join(_UPDATABLE))
+        _check_range(self.layer_from, self.layer_to)
+        if self.layer_key == "" and self.layer_from is not None:
             raise PydanticCustomError(
-                "nothing_to_update",
-                "send at least one of name, description, variants, salt_rotation_interval",
+                "leave_layer_with_range", 'layer_key "" (leave the layer) takes no range'
             )
         return self
+
+
+class CreateLayer(Body):
+    """Create a layer: experiments in it take disjoint ranges of its 10,000 buckets."""
+
+    key: LayerKey
+    admin_id: UUID
+    name: Name | None = None
+    description: Description | None = None
+
+
+class ListLayers(Body):
+    """No fields: every layer, its experiments' ranges and the free ranges."""
 
 
 class ExperimentAction(Body):

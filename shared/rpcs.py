@@ -21,6 +21,18 @@ class Rpc:
     callers: frozenset[str] = SERVICE  # API roles granted EXECUTE
 
 
+# Coverage, layer range and analysis settings, last on create and update.
+EXPERIMENT_OPTIONS = (
+    "coverage",
+    "layer_key",
+    "layer_from",
+    "layer_to",
+    "sequential",
+    "sequential_tuning",
+    "cuped_days",
+)
+
+
 def _rpcs(*rpcs: Rpc) -> dict[str, Rpc]:
     return {rpc.name: rpc for rpc in rpcs}
 
@@ -35,12 +47,32 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_reset_user_variant", ("experiment_key", "user_id", "admin_id")),
     Rpc(
         "rec_create_experiment",
-        ("experiment_key", "variants", "admin_id", "name", "description", "salt", "salt_rotation_interval"),
+        (
+            "experiment_key",
+            "variants",
+            "admin_id",
+            "name",
+            "description",
+            "salt",
+            "salt_rotation_interval",
+            *EXPERIMENT_OPTIONS,
+        ),
     ),
     Rpc(
         "rec_update_experiment",
-        ("experiment_key", "admin_id", "name", "description", "variants", "salt_rotation_interval"),
+        (
+            "experiment_key",
+            "admin_id",
+            "name",
+            "description",
+            "variants",
+            "salt_rotation_interval",
+            *EXPERIMENT_OPTIONS,
+        ),
     ),
+    # Layers: experiments in one layer never share a user.
+    Rpc("rec_create_layer", ("layer_key", "admin_id", "name", "description")),
+    Rpc("rec_list_layers", ()),
     Rpc("rec_activate_experiment", ("experiment_key", "admin_id")),
     Rpc("rec_end_experiment", ("experiment_key", "admin_id", "decision", "winner", "notes")),
     Rpc("rec_record_decision", ("experiment_key", "admin_id", "decision", "winner", "notes")),
@@ -79,6 +111,8 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_experiment_plan_stats", ("p_experiment_key", "p_days")),
     # The scheduler: aggregates finished days for metrics and results.
     Rpc("rec_refresh_daily_rollups", ("through_day",)),
+    # The same as a procedure committing day by day (CALL; pg_cron, recsys-exp dev).
+    Rpc("rec_refresh_daily_rollups_by_day", ("through_day", "rebuilt")),
 )
 
 

@@ -44,6 +44,7 @@ VARIANTS = [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 5
 # order; reads after them.
 EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-create-experiment": {"key": "$key", "variants": VARIANTS, "name": "supabase-js"},
+    "admin-create-layer": {"key": "$key", "name": "supabase-js"},
     "admin-create-metric": {"key": "$metric", "kind": "impression_rate", "outcome": "click"},
     "admin-update-metric": {"key": "$metric", "description": "changed through supabase-js"},
     "admin-set-experiment-metrics": {"key": "$key", "metrics": [{"metric": "$metric", "role": "goal"}]},
@@ -68,6 +69,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-audit-log": {"key": "$key"},
     "admin-whoami": {},
     "admin-list-metrics": {},
+    "admin-list-layers": {},
 }
 
 

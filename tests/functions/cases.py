@@ -81,6 +81,7 @@ PLAN_STATS = {
         }
     ],
 }
+LAYER = {"key": "feed", "name": "Home feed", "description": None, "salt": "layer-salt"}
 METRIC = {
     "key": "likes",
     "kind": "per_user_count",
@@ -279,6 +280,22 @@ CASES = [
         {"user_id": USER_ID},
         [{"experiment_key": "home-feed", "variant": "control"}],
         [{"experiment_key": "home-feed", "variant": "control"}],
+    ),
+    Case(
+        "admin-create-layer",
+        {"key": "feed", "admin_id": ADMIN_ID, "name": "Home feed"},
+        "rec_create_layer",
+        {"layer_key": "feed", "admin_id": ADMIN_ID, "name": "Home feed"},
+        LAYER,
+        LAYER,
+    ),
+    Case(
+        "admin-list-layers",
+        {},
+        "rec_list_layers",
+        {},
+        [{**LAYER, "experiments": [], "free": [[0, 10000]]}],
+        [{**LAYER, "experiments": [], "free": [[0, 10000]]}],
     ),
     Case(
         "admin-audit-log",

@@ -54,6 +54,8 @@ FUNCTION_NAMES = {
     "admin-update-metric",
     "admin-list-metrics",
     "admin-set-experiment-metrics",
+    "admin-create-layer",
+    "admin-list-layers",
 }
 # Functions that call no RPC (tests/functions/test_sessions.py covers them).
 NO_RPC = {"admin-whoami"}
@@ -183,7 +185,13 @@ async def test_openapi_marks_only_bodies_that_cannot_be_left_out_as_required(
     required = {
         path.rsplit("/", 1)[1]: op["post"]["requestBody"]["required"] for path, op in doc["paths"].items()
     }
-    optional = {"admin-list-experiments", "admin-audit-log", "admin-whoami", "admin-list-metrics"}
+    optional = {
+        "admin-list-experiments",
+        "admin-audit-log",
+        "admin-whoami",
+        "admin-list-metrics",
+        "admin-list-layers",
+    }
     assert required == {name: name not in optional for name in FUNCTION_NAMES}
 
 

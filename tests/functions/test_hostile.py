@@ -201,6 +201,49 @@ SPECIFIC = {
     "plan-days-too-many": ("admin-experiment-plan", {"key": "a", "days": [1] * 29}),
     "plan-no-key": ("admin-experiment-plan", {"days": [7]}),
     "plan-extra-field": ("admin-experiment-plan", {"key": "a", "series": True}),
+    # coverage, layer range and settings
+    "create-coverage-negative": ("admin-create-experiment", {**CREATE, "coverage": -0.1}),
+    "create-coverage-above-one": ("admin-create-experiment", {**CREATE, "coverage": 1.01}),
+    "create-coverage-string": ("admin-create-experiment", {**CREATE, "coverage": "0.5"}),
+    "create-coverage-bool": ("admin-create-experiment", {**CREATE, "coverage": True}),
+    "create-range-without-layer": ("admin-create-experiment", {**CREATE, "layer_from": 0, "layer_to": 5}),
+    "create-from-only": ("admin-create-experiment", {**CREATE, "layer_key": "feed", "layer_from": 0}),
+    "create-to-only": ("admin-create-experiment", {**CREATE, "layer_key": "feed", "layer_to": 5}),
+    "create-range-reversed": (
+        "admin-create-experiment",
+        {**CREATE, "layer_key": "feed", "layer_from": 50, "layer_to": 10},
+    ),
+    "create-range-past-end": (
+        "admin-create-experiment",
+        {**CREATE, "layer_key": "feed", "layer_from": 0, "layer_to": 10001},
+    ),
+    "create-range-negative": (
+        "admin-create-experiment",
+        {**CREATE, "layer_key": "feed", "layer_from": -1, "layer_to": 5},
+    ),
+    "create-range-fraction": (
+        "admin-create-experiment",
+        {**CREATE, "layer_key": "feed", "layer_from": 0.5, "layer_to": 5},
+    ),
+    "create-empty-layer-key": ("admin-create-experiment", {**CREATE, "layer_key": ""}),
+    "create-bad-layer-key": ("admin-create-experiment", {**CREATE, "layer_key": "Feed; drop"}),
+    "create-tuning-low": ("admin-create-experiment", {**CREATE, "sequential_tuning": 99}),
+    "create-tuning-high": ("admin-create-experiment", {**CREATE, "sequential_tuning": 10_000_001}),
+    "create-cuped-61": ("admin-create-experiment", {**CREATE, "cuped_days": 61}),
+    "create-sequential-int": ("admin-create-experiment", {**CREATE, "sequential": 1}),
+    "update-leave-with-range": (
+        "admin-update-experiment",
+        {"key": "a", "admin_id": ADMIN_ID, "layer_key": "", "layer_from": 0, "layer_to": 5},
+    ),
+    "update-range-reversed": (
+        "admin-update-experiment",
+        {"key": "a", "admin_id": ADMIN_ID, "layer_from": 5, "layer_to": 5},
+    ),
+    "update-coverage-nan": ("admin-update-experiment", {"key": "a", "admin_id": ADMIN_ID, "coverage": "NaN"}),
+    "layer-bad-key": ("admin-create-layer", {"key": "Feed", "admin_id": ADMIN_ID}),
+    "layer-no-admin": ("admin-create-layer", {"key": "feed"}),
+    "layer-extra-field": ("admin-create-layer", {"key": "feed", "admin_id": ADMIN_ID, "salt": "mine"}),
+    "list-layers-field": ("admin-list-layers", {"key": "feed"}),
 }
 
 

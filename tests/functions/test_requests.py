@@ -104,6 +104,37 @@ async def test_create_sends_every_optional_argument(call: Caller, postgrest: res
     assert_rpc_request(route.calls.last.request, "rec_create_experiment", expected)
 
 
+async def test_create_sends_layer_coverage_and_settings(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_create_experiment").respond(200, json=EXPERIMENT)
+    body = {
+        "key": "home-feed",
+        "variants": VARIANTS,
+        "admin_id": ADMIN_ID,
+        "coverage": 0.05,
+        "layer_key": "feed",
+        "layer_from": 0,
+        "layer_to": 2500.0,  # a whole number is an integer
+        "sequential": False,
+        "sequential_tuning": 20000,
+        "cuped_days": 0,
+    }
+    assert (await call("admin-create-experiment", body)).status_code == 200
+    expected = {**body, "layer_to": 2500, "experiment_key": "home-feed"}
+    del expected["key"]
+    assert_rpc_request(route.calls.last.request, "rec_create_experiment", expected)
+
+
+async def test_update_leaves_a_layer_and_ramps(call: Caller, postgrest: respx.MockRouter) -> None:
+    route = postgrest.post(RPC + "rec_update_experiment").respond(200, json=EXPERIMENT)
+    body = {"key": "home-feed", "admin_id": ADMIN_ID, "layer_key": "", "coverage": 1}
+    assert (await call("admin-update-experiment", body)).status_code == 200
+    assert_rpc_request(
+        route.calls.last.request,
+        "rec_update_experiment",
+        {"experiment_key": "home-feed", "admin_id": ADMIN_ID, "layer_key": "", "coverage": 1.0},
+    )
+
+
 async def test_weights_are_forwarded_as_sent(call: Caller, postgrest: respx.MockRouter) -> None:
     """50 stays 50 (not 50.0) and 0.5 stays 0.5: the stored variants read as the admin wrote them."""
     route = postgrest.post(RPC + "rec_create_experiment").respond(200, json=EXPERIMENT)

@@ -110,6 +110,7 @@ async def test_admin_writes_and_the_audit_names_them(
         ("admin-rotate-salt", {"key": key}),
         ("admin-end-experiment", {"key": key, "decision": "inconclusive"}),
         ("admin-record-decision", {"key": key, "decision": "shipped", "winner": "treatment", "notes": "n"}),
+        ("admin-create-layer", {"key": f"layer-{key}"}),
     ]
     assert {name for name, _ in steps} == set(WRITES)
     for name, body in steps:

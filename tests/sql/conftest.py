@@ -25,6 +25,7 @@ TABLES = (
     "rec_impressions",
     "rec_user_experiment_assignments",
     "rec_experiments",
+    "rec_layers",
 )
 ADMIN = "00000000-0000-4000-8000-00000000ad01"
 
@@ -135,6 +136,15 @@ def uuids(n: int, seed: int) -> list[uuid.UUID]:
 
 def experiment(conn: psycopg.Connection, key: str) -> dict[str, Any]:
     row = conn.execute("select to_jsonb(e) from rec_experiments e where key = %s", [key]).fetchone()
+    assert row is not None, f"no experiment {key}"
+    return dict(row[0])
+
+
+def experiment_as_reported(conn: psycopg.Connection, key: str) -> dict[str, Any]:
+    """The experiment as the RPCs report it: layer by key, range as [from, to]."""
+    row = conn.execute(
+        "select rec_internal.experiment_json(e) from rec_experiments e where key = %s", [key]
+    ).fetchone()
     assert row is not None, f"no experiment {key}"
     return dict(row[0])
 

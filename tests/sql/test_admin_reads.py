@@ -14,6 +14,7 @@ from tests.sql.conftest import (
     ADMIN,
     create_experiment,
     experiment,
+    experiment_as_reported,
     raises_sqlstate,
     scalar,
     uuids,
@@ -92,7 +93,7 @@ def counts_by_variant(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 def test_get_experiment_counts_per_variant_and_mode(three: psycopg.Connection) -> None:
     got = scalar(three, "select rec_get_experiment('a')")
-    e = experiment(three, "a")
+    e = experiment_as_reported(three, "a")
     assert {k: got[k] for k in e} == e
     stored = three.execute(
         "select variant, count(*) filter (where assignment_mode = 'auto'),"

@@ -17,6 +17,7 @@ from tests.sql.conftest import (
     assignments,
     create_experiment,
     experiment,
+    experiment_as_reported,
     raises_sqlstate,
     scalar,
     snapshot,
@@ -43,7 +44,8 @@ def call_row(conn: psycopg.Connection, fn: str, key: str) -> dict[str, Any]:
 
 def test_create_returns_a_draft_row(db: psycopg.Connection) -> None:
     e = create(db, "exp", name="Exp", description="what it tests", salt="s", salt_rotation_interval="7 days")
-    assert e == experiment(db, "exp")
+    assert e == experiment_as_reported(db, "exp")
+    assert e["layer"] is None and e["layer_range"] is None and e["coverage"] == 1
     assert e["status"] == "draft" and e["name"] == "Exp" and e["description"] == "what it tests"
     assert e["variants"] == AB and e["salt"] == "s"
     assert e["salt_rotation_interval"] == "7 days"
@@ -106,7 +108,7 @@ def test_create_duplicate_key_is_23505(db: psycopg.Connection) -> None:
 
 def test_update_null_means_unchanged(db: psycopg.Connection) -> None:
     create(db, "exp", name="n", description="d", salt_rotation_interval="1 day")
-    before = experiment(db, "exp")
+    before = experiment_as_reported(db, "exp")
     after = dict(scalar(db, "select to_jsonb(rec_update_experiment('exp', %s))", [ADMIN]))
     assert {k: v for k, v in after.items() if k != "updated_at"} == {
         k: v for k, v in before.items() if k != "updated_at"

@@ -44,9 +44,11 @@ def tag(variant: str, **others: str) -> dict[str, Any]:
 
 
 def assign(conn: psycopg.Connection, who: uuid.UUID, variant: str) -> None:
+    # assigned before the hand-made traffic: untagged impressions count only
+    # from a user's assigned_at on
     conn.execute(
-        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-        " select id, %s, %s from rec_experiments where key = %s",
+        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant, assigned_at)"
+        " select id, %s, %s, '2026-01-01T00:00:00Z' from rec_experiments where key = %s",
         [who, variant, KEY],
     )
 

@@ -62,8 +62,13 @@ def public_functions(conn: psycopg.Connection) -> list[tuple[str, str, list[str]
     return [(r[0], r[1], list(r[2])) for r in rows]
 
 
+PROCEDURES = {"rec_refresh_daily_rollups_by_day"}
+
+
 def null_call(name: str, types: list[str]) -> sql.Composed:
     args = sql.SQL(", ").join(sql.SQL("null::{}").format(sql.SQL(t)) for t in types)
+    if name in PROCEDURES:  # called, not selected from
+        return sql.SQL("call public.{}({})").format(sql.Identifier(name), args)
     return sql.SQL("select * from public.{}({})").format(sql.Identifier(name), args)
 
 
@@ -117,14 +122,21 @@ def test_tables_have_rls_and_views_run_as_the_caller(db: psycopg.Connection) -> 
         assert options and "security_invoker=true" in options, view
 
 
+# No SET clause on purpose, neither security definer: uuid_v7 stays inlinable
+# (every name in it is pg_catalog-qualified), and a procedure that commits
+# may have no SET clause.
+UNPINNED = ["rec_internal.uuid_v7()", "rec_refresh_daily_rollups_by_day(date,integer)"]
+
+
 def test_security_definer_functions_pin_search_path(db: psycopg.Connection) -> None:
     rows = db.execute(r"""
-        select p.oid::regprocedure::text from pg_proc p
+        select p.oid::regprocedure::text, p.prosecdef from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'rec_internal'::regnamespace)
            and (p.proname like 'rec\_%' or p.pronamespace = 'rec_internal'::regnamespace)
            and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c
-                            where c like 'search\_path=%')""").fetchall()
-    assert rows == []
+                            where c like 'search\_path=%')
+         order by 1""").fetchall()
+    assert rows == [(name, False) for name in UNPINNED]
 
 
 # --- anon: nothing ----------------------------------------------------------------
@@ -286,8 +298,10 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     user = uuid.uuid4()
     v = json.dumps(AB)
     calls: list[tuple[str, list[Any]]] = [
+        ("select rec_create_layer('svc-layer', %s)", [ADMIN]),
         (
-            "select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour')",
+            "select rec_create_experiment('svc', %s::jsonb, %s, salt_rotation_interval => '1 hour',"
+            " layer_key => 'svc-layer', coverage => 0.5)",
             [v, ADMIN],
         ),
         ("select rec_update_experiment('svc', %s, name => 'Svc')", [ADMIN]),
@@ -316,6 +330,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select rec_rotate_salt('svc', %s)", [ADMIN]),
         ("select * from rec_rotate_due_salts()", []),
         ("select rec_refresh_daily_rollups()", []),
+        ("call rec_refresh_daily_rollups_by_day()", []),  # nothing dirty: no commit inside acting_as
         ("select rec_end_experiment('svc', %s)", [ADMIN]),
         ("select rec_record_decision('svc', %s, 'inconclusive')", [ADMIN]),
         ("select rec_grant_admin(%s, 'viewer', %s)", [user, ADMIN]),
@@ -325,6 +340,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select * from rec_verify_audit_chain()", []),
         ("select * from rec_audit_chain_head()", []),
         ("select * from rec_audit_chain_rows()", []),
+        ("select * from rec_list_layers()", []),
     ]
     assert {c.split("rec_")[1].split("(")[0] for c, _ in calls} == {
         n.removeprefix("rec_") for n in CATALOGUED
@@ -333,7 +349,7 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
     with acting_as(db, "service_role"):
         for query, params in calls:
             db.execute(query, params)
-        assert scalar(db, "select count(*) from rec_audit_log") == 13
+        assert scalar(db, "select count(*) from rec_audit_log") == 14
         assert scalar(db, "select status from rec_experiments") == "ended"
 
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from devstack import jobs
-from tests.sql.conftest import acting_as, connect_as_owner, create_experiment, scalar, uuids
+from tests.sql.conftest import acting_as, connect_as_owner, create_experiment, raises_sqlstate, scalar, uuids
 
 UTC = dt.UTC
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=n) for n in range(5)]
@@ -35,6 +35,13 @@ LIFETIMES = {
 # Outcome values whose sums are exact in floating point, so the rolled-up and
 # live sums agree whatever order they are added in.
 VALUES = (1.0, 0.5, 2.0, 4.0, 0.25)
+ASSIGNED_AT = [
+    "2026-02-01T00:00:00+00:00",
+    "2026-03-01T00:00:00+00:00",
+    "2026-03-02T13:30:00+00:00",
+    "2026-03-03T23:59:59.999999+00:00",
+    "2026-03-04T00:00:00+00:00",
+]
 WINDOWS: list[tuple[dt.date | None, dt.date | None]] = [
     (None, None),
     (DAYS[0], LAST),
@@ -84,8 +91,29 @@ select count(*)::bigint
                                                     and coalesce(%(hi)s, 'infinity'::date)
    and i.created_at >= e.started_at and (e.ended_at is null or i.created_at < e.ended_at)
    and exists (select 1 from rec_user_experiment_assignments a
-                where a.experiment_id = e.id and a.user_id = i.user_id)
+                where a.experiment_id = e.id and a.user_id = i.user_id and i.created_at >= a.assigned_at)
    and i.request_context->'experiments'->>%(key)s is null"""
+# Per (user, variant, outcome name): impressions with >= 1 outcome of that
+# name, those outcome rows, and the sum of their values in numeric.
+LIVE_USER_OUTCOMES = """
+select i.user_id, i.request_context->'experiments'->>%(key)s, o.outcome, count(distinct i.id)::bigint,
+       count(*)::bigint, sum(o.value::numeric)
+  from rec_impressions i join rec_outcomes o on o.impression_id = i.id
+ where (i.created_at at time zone 'UTC')::date between coalesce(%(lo)s, '-infinity'::date)
+                                                    and coalesce(%(hi)s, 'infinity'::date)
+   and i.request_context->'experiments'->>%(key)s is not null
+ group by 1, 2, 3"""
+ROLLUP_TABLES = (
+    "rollup_arms",
+    "rollup_days",
+    "rollup_variant_day",
+    "rollup_variant_day_outcome",
+    "rollup_user_day",
+    "rollup_user_day_outcome",
+    "rollup_user_totals",
+    "rollup_untagged_day",
+    "rollup_dirty_days",
+)
 
 
 def rows(conn: psycopg.Connection, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
@@ -99,13 +127,13 @@ def assert_reads_equal_live(conn: psycopg.Connection) -> None:
     # the per-user totals are kept in step with the per-day rows
     assert rows(
         conn,
-        "select experiment_key, user_id, variant, impressions, engaged_impressions, outcomes"
-        "  from rec_internal.rollup_user_all_days where impressions <> 0",
+        "select arm_id, user_id, impressions, engaged_impressions, outcomes"
+        "  from rec_internal.rollup_user_totals where impressions <> 0",
     ) == rows(
         conn,
-        "select experiment_key, user_id, variant, sum(impressions)::bigint,"
+        "select arm_id, user_id, sum(impressions)::bigint,"
         "       sum(engaged_impressions)::bigint, sum(outcomes)::bigint"
-        "  from rec_internal.rollup_user_day group by 1, 2, 3",
+        "  from rec_internal.rollup_user_day group by 1, 2",
     )
     assert rows(conn, "select * from rec_variant_daily_metrics_v1") == metrics
     assert rows(conn, "select * from rec_variant_daily_outcomes_v1") == rows(conn, LIVE_OUTCOMES)
@@ -123,6 +151,8 @@ def assert_reads_equal_live(conn: psycopg.Connection) -> None:
             seam = "select * from rec_internal.results_user_variant_counts(%(key)s, %(lo)s, %(hi)s)"
             got = rows(conn, seam, params)
             assert got == rows(conn, LIVE_USER_COUNTS, params), (key, lo, hi)
+            seam = "select * from rec_internal.results_user_outcome_counts(%(key)s, %(lo)s, %(hi)s)"
+            assert rows(conn, seam, params) == rows(conn, LIVE_USER_OUTCOMES, params), (key, lo, hi)
             untagged = scalar(
                 conn, "select rec_internal.results_untagged_impressions(%(key)s, %(lo)s, %(hi)s)", params
             )
@@ -193,14 +223,7 @@ def insert_outcomes(conn: psycopg.Connection, imps: list[Impression], seed: int)
 def rolled(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """Three experiments with their lifetimes, assignments for most users,
     and ~1,500 impressions over five UTC days; no rollup rows yet."""
-    for table in (
-        "rollup_variant_day",
-        "rollup_variant_day_outcome",
-        "rollup_user_day",
-        "rollup_user_total",
-        "rollup_user_all_days",
-        "rollup_dirty_days",
-    ):
+    for table in ROLLUP_TABLES:
         db.execute(f"delete from rec_internal.{table}")
     users = uuids(40, seed=70)
     for key, (started, ended) in LIFETIMES.items():
@@ -208,11 +231,12 @@ def rolled(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
         db.execute(
             "update rec_experiments set started_at = %s, ended_at = %s where key = %s", [started, ended, key]
         )
-        for u in users[: 30 + len(key)]:
+        for n, u in enumerate(users[: 30 + len(key)]):
+            # assigned at different times: before the start, on a day, at its edges
             db.execute(
-                "insert into rec_user_experiment_assignments (experiment_id, user_id, variant)"
-                " values (%s, %s, 'a')",
-                [e["id"], u],
+                "insert into rec_user_experiment_assignments (experiment_id, user_id, variant, assigned_at)"
+                " values (%s, %s, 'a', %s)",
+                [e["id"], u, ASSIGNED_AT[n % len(ASSIGNED_AT)]],
             )
     insert_traffic(db, users, 1500, seed=71)
     yield db
@@ -329,7 +353,7 @@ def test_retagged_moved_and_deleted_rows(rolled: psycopg.Connection) -> None:
     assert refresh(rolled) == 2
     assert_reads_equal_live(rolled)
     rolled.execute("truncate rec_outcomes")
-    assert dirty_days(rolled) == DAYS[:2] + DAYS[3:]  # every clean day; the emptied one has no rows left
+    assert dirty_days(rolled) == DAYS  # every rolled-up day, the emptied one too
     assert_reads_equal_live(rolled)
 
 
@@ -450,3 +474,147 @@ def test_results_rpc_answers_the_same_before_and_after_refresh(rolled: psycopg.C
     late = results_answers(rolled)
     refresh(rolled)
     assert results_answers(rolled) == late
+
+
+def add_today(conn: psycopg.Connection, users: list[uuid.UUID], n: int, seed: int) -> None:
+    """n impressions stamped now (today: always dirty), a third with outcomes."""
+    rng = random.Random(seed)
+    for k in range(n):
+        imp = scalar(
+            conn,
+            "insert into rec_impressions (user_id, request_context) values (%s, %s) returning id",
+            [rng.choice(users), json.dumps(random_context(rng))],
+        )
+        if k % 3 == 0:
+            conn.execute(
+                "insert into rec_outcomes (impression_id, user_id, outcome, value)"
+                " select id, user_id, %s, %s from rec_impressions where id = %s",
+                [rng.choice(("click", "save")), rng.choice(VALUES), imp],
+            )
+
+
+def test_today_dirty_with_late_outcomes_on_rolled_days(rolled: psycopg.Connection) -> None:
+    """Production's steady state: the past rolled up, today written as it
+    comes, late outcomes landing on rolled days. Windows reaching today."""
+    refresh(rolled)
+    users = uuids(40, seed=70)
+    add_today(rolled, users, 30, seed=80)
+    old = rolled.execute(
+        "select id, user_id, created_at from rec_impressions where (created_at at time zone 'UTC')::date = %s"
+        " order by id limit 15",
+        [DAYS[2]],
+    ).fetchall()
+    insert_outcomes(rolled, old, seed=81)
+    today = scalar(rolled, "select (now() at time zone 'UTC')::date")
+    assert dirty_days(rolled) == [DAYS[2], today]
+    assert_reads_equal_live(rolled)
+    for key in VARIANTS:
+        params = {"key": key, "lo": DAYS[1], "hi": today}
+        assert rows(
+            rolled, "select * from rec_internal.results_user_outcome_counts(%(key)s, %(lo)s, %(hi)s)", params
+        ) == rows(rolled, LIVE_USER_OUTCOMES, params)
+        chart = rolled.execute("select * from rec_experiment_daily_metrics(%s, %s, %s)", [key, today, today])
+        assert sorted(chart.fetchall()) == sorted(
+            r for r in rows(rolled, LIVE_METRICS) if r[1] == key and r[0] == today
+        )
+    assert refresh(rolled) == 1  # DAYS[2] again; today stays dirty
+    assert dirty_days(rolled) == [today]
+    assert_reads_equal_live(rolled)
+
+
+def test_assignment_and_lifetime_changes_make_rolled_days_dirty(rolled: psycopg.Connection) -> None:
+    """Untagged counts depend on assigned_at, started_at and ended_at: a
+    change reaching back into rolled days sends those days live again."""
+    refresh(rolled)
+    e1 = scalar(rolled, "select id from rec_experiments where key = 'e1'")
+    # an override restamps assigned_at (the user's earlier impressions stop counting)
+    rolled.execute(
+        "update rec_user_experiment_assignments set assigned_at = '2026-03-03T12:00:00+00:00'"
+        " where experiment_id = %s and user_id = %s",
+        [e1, uuids(40, seed=70)[0]],
+    )
+    assert dirty_days(rolled) == DAYS
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    # a user assigned in the past who had impressions before (a late import)
+    rolled.execute(
+        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant, assigned_at)"
+        " values (%s, %s, 'b', '2026-03-04T01:00:00+00:00')",
+        [e1, uuids(40, seed=70)[-1]],
+    )
+    assert dirty_days(rolled) == DAYS[3:]
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    rolled.execute("delete from rec_user_experiment_assignments where experiment_id = %s", [e1])
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    rolled.execute("truncate rec_user_experiment_assignments")
+    assert dirty_days(rolled) == DAYS
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    rolled.execute("update rec_experiments set ended_at = '2026-03-03T08:00:00+00:00' where key = 'e3'")
+    assert dirty_days(rolled) == DAYS[2:]
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    rolled.execute("update rec_experiments set started_at = '2026-03-02T05:00:00+00:00' where key = 'e1'")
+    assert_reads_equal_live(rolled)
+    refresh(rolled)
+    assert_reads_equal_live(rolled)
+
+
+def test_new_assignments_now_leave_rolled_days_clean(rolled: psycopg.Connection) -> None:
+    """The hot path (a first assignment, stamped now) never dirties the past."""
+    refresh(rolled)
+    e1 = scalar(rolled, "select id from rec_experiments where key = 'e1'")
+    rolled.execute(
+        "insert into rec_user_experiment_assignments (experiment_id, user_id, variant) values (%s, %s, 'a')",
+        [e1, uuid.uuid4()],
+    )
+    assert dirty_days(rolled) == []
+
+
+def test_refresh_by_day_commits_each_day(rolled: psycopg.Connection, db_url: str) -> None:
+    row = rolled.execute("call rec_refresh_daily_rollups_by_day(%s, null)", [DAYS[2]]).fetchone()
+    assert row is not None and row[0] == 3
+    assert dirty_days(rolled) == DAYS[3:]
+    assert rolled.execute("call rec_refresh_daily_rollups_by_day(%s, null)", [LAST]).fetchone() == (2,)
+    assert_reads_equal_live(rolled)
+    # it commits, so it cannot run inside a transaction block; nothing changes
+    with connect_as_owner(db_url) as other:
+        with pytest.raises(psycopg.Error) as info, other.transaction():
+            other.execute(
+                "insert into rec_impressions (user_id, created_at) values (%s, %s)",
+                [uuid.uuid4(), "2026-03-01T10:00:00+00:00"],
+            )
+            other.execute("call rec_refresh_daily_rollups_by_day(%s, null)", [LAST])
+        assert info.value.sqlstate == "2D000"
+    assert dirty_days(rolled) == []
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_refresh_is_not_for_clients(rolled: psycopg.Connection, role: str) -> None:
+    for call in ("select rec_refresh_daily_rollups(%s)", "call rec_refresh_daily_rollups_by_day(%s, null)"):
+        with acting_as(rolled, role), raises_sqlstate(rolled, "42501"):
+            rolled.execute(call, [LAST])
+    assert dirty_days(rolled) == DAYS
+    assert scalar(rolled, "select count(*) from rec_internal.rollup_user_day") == 0
+
+
+def test_rollup_rows_are_narrow(rolled: psycopg.Connection) -> None:
+    """Strings appear once per (experiment, variant), not once per row."""
+    refresh(rolled)
+    columns = rolled.execute(
+        "select table_name, column_name from information_schema.columns"
+        " where table_schema = 'rec_internal' and table_name like 'rollup_user%%' and data_type = 'text'"
+    ).fetchall()
+    assert columns == [("rollup_user_day_outcome", "outcome")]
+
+
+def test_uuid_v7_is_inlined(db: psycopg.Connection) -> None:
+    """No SET clause: the planner replaces the call by its expression (a
+    default evaluated per row costs no function call), whatever search_path."""
+    db.execute("set search_path = public, pg_catalog")
+    plan = scalar(db, "explain (verbose, format json) select rec_internal.uuid_v7()")
+    output = plan[0]["Plan"]["Output"][0]
+    assert "uuid_v7" not in output and "gen_random_uuid" in output
+    db.execute("reset search_path")

@@ -40,6 +40,8 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "audit verify",
         "metrics list",
         "metrics create",
+        "layers list",
+        "layers create",
     }
     for name, p in leaves.items():
         target = p.get_default("run")

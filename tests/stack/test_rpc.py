@@ -42,14 +42,15 @@ async def create(
 async def test_single_composite_is_one_object_in_column_order(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    row = await create(client, stack, name="Blend", salt_rotation_interval="1 day 36 hours")
+    # rec_activate_experiment returns the table row (create answers a jsonb object)
+    row = await create(client, stack, active=True, name="Blend", salt_rotation_interval="1 day 36 hours")
     assert list(row)[:5] == ["id", "key", "name", "description", "status"]
-    assert row["status"] == "draft" and row["name"] == "Blend"
+    assert row["status"] == "active" and row["name"] == "Blend"
     assert row["variants"] == VARIANTS
     uuid.UUID(row["id"])  # uuids are strings
     assert row["salt_rotation_interval"] == "1 day 36:00:00"  # intervals as Postgres text
     assert row["created_at"].endswith("+00:00") and "T" in row["created_at"]
-    assert row["started_at"] is None
+    assert row["ended_at"] is None
 
 
 async def test_scalar_is_a_bare_json_value(client: httpx.AsyncClient, stack: Stack) -> None:

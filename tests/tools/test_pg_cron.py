@@ -20,7 +20,7 @@ from tests.tools.conftest import missing
 # As README schedules them (at the smallest interval pg_cron 1.4 has).
 JOBS = {
     "rotate-salts": "select public.rec_rotate_due_salts()",
-    "refresh-rollups": "select public.rec_refresh_daily_rollups()",
+    "refresh-rollups": "call public.rec_refresh_daily_rollups_by_day()",
 }
 LIMIT = 150.0  # seconds: the next minute boundary (about 60 s), with room for a busy machine
 
@@ -82,7 +82,8 @@ def test_readme_schedules_rotate_a_due_salt_and_refresh_rollups(cron_db: str) ->
         ).fetchall()
         assert len(audit) == 1 and audit[0][0] is None and audit[0][1]["scheduled"] is True, audit
         rolled = conn.execute(
-            "select day, impressions from rec_internal.rollup_variant_day where experiment_key = 'cron-due'"
+            "select r.day, r.impressions from rec_internal.rollup_variant_day r"
+            " join rec_internal.rollup_arms a using (arm_id) where a.experiment_key = 'cron-due'"
         ).fetchall()
         assert [n for _, n in rolled] == [1], rolled
         assert conn.execute(
