@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="*",
         metavar=(
             "{all,assign,assign_new,assign_many,metrics,results,rollups,signed_in,metric_catalogue,"
-            "assign_new_counted,list_experiments,layers}"
+            "assign_new_counted,list_experiments,layers,cuped}"
         ),
         help="benchmarks to run (default: all)",
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench import fixtures, layers, lists, metric_catalogue, rollups, signed_in
+from bench import cuped, fixtures, layers, lists, metric_catalogue, rollups, signed_in
 from bench.fixtures import user_sql
 from bench.harness import BenchError, Result, alternate, progress, run_pgbench, timed_ms
 
@@ -443,6 +443,10 @@ def bench_layers(db: BenchDatabase) -> list[Result]:
     return layers.bench_layers(db.url, db.cfg.clients, db.cfg.seconds, db.cfg.rounds)
 
 
+def bench_cuped(db: BenchDatabase) -> list[Result]:
+    return cuped.bench_cuped(db.url, db.cfg.query_rounds, db.cfg.warmup)
+
+
 BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign": bench_assign,
     "assign_new": bench_assign_new,
@@ -455,4 +459,5 @@ BENCHMARKS: dict[str, Callable[[BenchDatabase], Result | list[Result]]] = {
     "assign_new_counted": bench_assign_new_counted,
     "list_experiments": bench_list_experiments,
     "layers": bench_layers,
+    "cuped": bench_cuped,
 }

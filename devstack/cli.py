@@ -158,6 +158,12 @@ def parser() -> argparse.ArgumentParser:
     add_database_args(r, from_env=True)
     r.set_defaults(run="devstack.results_report:run")
 
+    pl = sub.add_parser("plan", help="the smallest effect runs of some days would detect, per goal metric")
+    pl.add_argument("key", help="experiment key")
+    pl.add_argument("--days", type=int, nargs="+", default=[7, 14, 28], help="run lengths, 1 to 28 days")
+    add_database_args(pl, from_env=True)
+    pl.set_defaults(run="devstack.plan_report:run")
+
     audit = sub.add_parser("audit", help="check the audit hash chain from outside the database")
     steps = audit.add_subparsers(required=True, metavar="action")
     anchor = steps.add_parser("anchor", help="append the chain's current head to FILE (JSON lines)")

@@ -14,6 +14,7 @@ import psycopg
 from devstack import cli_args
 from devstack.database import open_database
 from shared import results
+from shared.results import series
 
 
 def fetch(
@@ -26,6 +27,29 @@ def fetch(
     if row is None or row[0] is None:
         raise LookupError(key)
     return results.analyse(row[0])
+
+
+def fetch_series(
+    conn: psycopg.Connection, key: str, from_day: dt.date | None = None, to_day: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """The ``series`` of admin-experiment-results, read straight from the database."""
+    raw = conn.execute(
+        "select public.rec_experiment_results_stats(%s, %s, %s)", [key, from_day, to_day]
+    ).fetchone()
+    if raw is None or raw[0] is None:
+        raise LookupError(key)
+    window = [key, raw[0]["from_day"], raw[0]["to_day"]]
+    per_day = conn.execute("select public.rec_experiment_results_series_stats(%s, %s, %s)", window).fetchone()
+    assert per_day is not None
+    prefixes = {}
+    if series.capped_metrics(raw[0]):
+        for day in series.window_days(raw[0]):
+            row = conn.execute(
+                "select public.rec_experiment_results_stats(%s, %s, %s)", [key, window[1], day]
+            ).fetchone()
+            assert row is not None
+            prefixes[day] = row[0]
+    return series.series(raw[0], per_day[0], prefixes)
 
 
 ROLES = [

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions import experiment_results, get_experiment, rotate_salt, set_user_variant, whoami
+from functions import (
+    experiment_plan,
+    experiment_results,
+    get_experiment,
+    rotate_salt,
+    set_user_variant,
+    whoami,
+)
 from shared import models
 from shared.client import Runtime, call_rpc
 from shared.models import rpc_args
@@ -128,6 +135,13 @@ FUNCTIONS: dict[str, Function] = _registry(
         experiment_results.call,
         writes=False,
         summary="Per-user statistics of an experiment: metrics, comparisons, health, warnings.",
+    ),
+    Function(
+        "admin-experiment-plan",
+        models.ExperimentPlan,
+        experiment_plan.call,
+        writes=False,
+        summary="The smallest effect runs of some days would detect (80 % power), per goal metric.",
     ),
     Function(
         "admin-create-metric",

@@ -424,12 +424,23 @@ class ExperimentResults(Body):
     key: ExperimentKey
     from_day: date | None = None
     to_day: date | None = None
+    series: bool = Field(False, description="Add one point per day: the comparisons of [from_day, that day].")
 
     @model_validator(mode="after")
     def _ordered_days(self) -> Self:
         if self.from_day and self.to_day and self.from_day > self.to_day:
             raise PydanticCustomError("day_order", "from_day must not be after to_day")
         return self
+
+
+PlanDays = Annotated[int, Field(ge=1, le=28, description="A run length in days (1 to 28).")]
+
+
+class ExperimentPlan(Body):
+    """How small an effect runs of some lengths would detect, from recent traffic."""
+
+    key: ExperimentKey
+    days: Annotated[list[PlanDays], Field(min_length=1, max_length=28)] = [7, 14, 28]
 
 
 MetricKind = Literal[

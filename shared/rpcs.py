@@ -105,6 +105,10 @@ RPCS: dict[str, Rpc] = _rpcs(
     Rpc("rec_audit_chain_rows", ("after_seq", "max_rows")),
     # Results: per-variant sufficient statistics; shared/results/ does the maths.
     Rpc("rec_experiment_results_stats", ("p_experiment_key", "p_from", "p_to")),
+    # Results over time: every prefix of the window, uncapped metrics, one pass.
+    Rpc("rec_experiment_results_series_stats", ("p_experiment_key", "p_from", "p_to")),
+    # Planning: users per run length and goal metrics' per-user spread.
+    Rpc("rec_experiment_plan_stats", ("p_experiment_key", "p_days")),
     # The scheduler: aggregates finished days for metrics and results.
     Rpc("rec_refresh_daily_rollups", ("through_day",)),
     # The same as a procedure committing day by day (CALL; pg_cron, recsys-exp dev).

@@ -7,12 +7,13 @@ summary sentence and warnings."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.results.compare import FEW_USERS, NO_SPREAD, UNBOUNDED, ZERO_BASELINE, Comparison, compare
 from shared.results.corrections import holm
 from shared.results.counts import BUILTINS, SRM_ALPHA, VariantStats, builtin_stats, srm_p_value
+from shared.results.cuped import PreStats, cuped
 from shared.results.estimators import MIN_USERS, Estimate, MetricStats, estimate
 from shared.results.verdict import summary, verdicts
 
@@ -46,24 +47,68 @@ def _metric_stats(
     return {(str(r["metric"]), str(r["variant"])): MetricStats.from_row(r) for r in rows}
 
 
-def _comparison_row(d: Mapping[str, Any], variant: str, c: Comparison) -> dict[str, Any]:
-    fields = asdict(c)
+def _pre_stats(raw: Mapping[str, Any]) -> dict[tuple[str, str], PreStats] | None:
+    """Pre-period sums per (metric, variant), or None when CUPED is off."""
+    if raw.get("cuped_window") is None:
+        return None
+    rows = raw.get("metric_stats") or []
+    return {(str(r["metric"]), str(r["variant"])): PreStats.from_row(r) for r in rows}
+
+
+@dataclass(frozen=True)
+class Compared:
+    definition: Mapping[str, Any]
+    variant: str
+    comparison: Comparison  # of the adjusted estimates (the measured ones without CUPED)
+    baseline_value: float | None  # measured, unadjusted
+    value: float | None
+    variance_reduction: float = 0.0
+
+
+def _compare(
+    d: Mapping[str, Any],
+    variant: str,
+    baseline: str,
+    estimates: Mapping[tuple[str, str], Estimate],
+    sums: Mapping[tuple[str, str], MetricStats],
+    pre: Mapping[tuple[str, str], PreStats] | None,
+    tuning: int,
+) -> Compared:
+    """One comparison, CUPED-adjusted when on and computable."""
+    t, c = estimates[d["metric"], variant], estimates[d["metric"], baseline]
+    adj = None
+    if pre is not None:
+        key_t, key_c = (d["metric"], variant), (d["metric"], baseline)
+        adj = cuped(
+            d["kind"],
+            sums.get(key_t, MetricStats()),
+            sums.get(key_c, MetricStats()),
+            pre.get(key_t, PreStats()),
+            pre.get(key_c, PreStats()),
+        )
+    if adj is None:
+        return Compared(d, variant, compare(t, c, d["direction"], tuning), c.value, t.value)
+    found = compare(adj.treatment, adj.control, d["direction"], tuning)
+    return Compared(d, variant, found, c.value, t.value, adj.variance_reduction)
+
+
+def _comparison_row(x: Compared) -> dict[str, Any]:
+    fields = asdict(x.comparison)
     fields.pop("nulls")
     return {
-        "metric": d["metric"],
-        "role": d["role"],
-        "direction": d["direction"],
-        "variant": variant,
-        "baseline_value": fields.pop("baseline_value"),
-        "value": fields.pop("value"),
-        # no CUPED yet: the adjusted means are the measured ones
-        "adjusted_baseline_value": c.baseline_value,
-        "adjusted_value": c.value,
+        "metric": x.definition["metric"],
+        "role": x.definition["role"],
+        "direction": x.definition["direction"],
+        "variant": x.variant,
+        "baseline_value": x.baseline_value,
+        "value": x.value,
+        "adjusted_baseline_value": fields.pop("baseline_value"),
+        "adjusted_value": fields.pop("value"),
         "difference": fields.pop("difference"),
         "p_value": fields.pop("p_value"),
         "adjusted_p_value": None,
         **fields,
-        "cuped_variance_reduction": 0.0,
+        "cuped_variance_reduction": x.variance_reduction,
     }
 
 
@@ -124,21 +169,11 @@ def analyse(raw: Mapping[str, Any]) -> dict[str, Any]:
         for d in defs
         for v in names
     ]
-    compared: list[tuple[Mapping[str, Any], str, Comparison]] = [
-        (
-            d,
-            v,
-            compare(
-                estimates[d["metric"], v],
-                estimates[d["metric"], baseline],
-                d["direction"],
-                int(settings["sequential_tuning"]),
-            ),
-        )
-        for d in defs
-        for v in names[1:]
-    ]
-    comparisons = [_comparison_row(d, v, c) for d, v, c in compared]
+    pre = _pre_stats(raw)
+    tuning = int(settings["sequential_tuning"])
+    found_all = [_compare(d, v, baseline, estimates, sums, pre, tuning) for d in defs for v in names[1:]]
+    compared = [(x.definition, x.variant, x.comparison) for x in found_all]
+    comparisons = [_comparison_row(x) for x in found_all]
     sequential = bool(settings["sequential"])
     _adjust(comparisons, sequential)
     health = _health(raw, names, weights, counts)

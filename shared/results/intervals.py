@@ -42,13 +42,13 @@ def sequential_rho2(tuning: int, alpha: float = ALPHA) -> float:
     return (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning
 
 
-def sequential_radius(users: int, tuning: int, alpha: float = ALPHA) -> float:
+def sequential_radius(users: float, tuning: int, alpha: float = ALPHA) -> float:
     """q_seq = √(2(Nr²+1)/(Nr²) · ln(√(Nr²+1)/alpha)) for N users of both variants."""
     nr = users * sequential_rho2(tuning, alpha)
     return math.sqrt(2 * (nr + 1) / nr * math.log(math.sqrt(nr + 1) / alpha))
 
 
-def sequential_p(z: float, users: int, tuning: int, alpha: float = ALPHA) -> float:
+def sequential_p(z: float, users: float, tuning: int, alpha: float = ALPHA) -> float:
     """min(1, √(Nr²+1) · exp(-Nr²·z² / (2(Nr²+1))))."""
     nr = users * sequential_rho2(tuning, alpha)
     return min(1.0, math.sqrt(nr + 1) * math.exp(-nr * z * z / (2 * (nr + 1))))

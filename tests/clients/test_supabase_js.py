@@ -63,6 +63,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "admin-list-experiments": {},
     "admin-get-experiment": {"key": "$key"},
     "admin-experiment-results": {"key": "$key"},
+    "admin-experiment-plan": {"key": "$key", "days": [7]},
     "admin-search-users": {"query": "viewer@"},
     "admin-user-assignments": {"user_id": "$user"},
     "admin-audit-log": {"key": "$key"},

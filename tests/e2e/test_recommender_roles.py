@@ -69,6 +69,8 @@ def every_rpc(keys: dict[str, str], user: str) -> dict[str, dict[str, Any]]:
         "rec_get_experiment": {"experiment_key": active},
         "rec_experiment_daily_metrics": {"experiment_key": active},
         "rec_experiment_results_stats": {"p_experiment_key": active},
+        "rec_experiment_results_series_stats": {"p_experiment_key": active},
+        "rec_experiment_plan_stats": {"p_experiment_key": active, "p_days": [7]},
         "rec_search_users": {"query": user},
         "rec_user_assignments": {"user_id": user},
         "rec_audit_entries": {},

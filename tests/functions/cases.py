@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import results
+from shared.results.plan import plan
 from tests.functions.conftest import ADMIN_ID, USER_ID
 
 VARIANTS = [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]
@@ -49,6 +50,36 @@ RESULTS_STATS = {
         "crossover_users": 1,
         "untagged_impressions": 2,
     },
+}
+# What rec_experiment_plan_stats answers: recent users and goal metrics' sums.
+PLAN_STATS = {
+    "key": "home-feed",
+    "variants": VARIANTS,
+    "last_day": "2026-01-11",
+    "settings": {"sequential": False, "sequential_tuning": 5000, "cuped_days": 0},
+    "eligible_share": 0.5,
+    "users": [{"days": 7, "users": 4000}, {"days": 14, "users": 6000}],
+    "metric_definitions": [
+        {
+            "metric": "outcomes_per_user",
+            "kind": "per_user_count",
+            "outcome": None,
+            "direction": "increase",
+            "capping": None,
+            "role": "goal",
+        }
+    ],
+    "metric_stats": [
+        {
+            "metric": "outcomes_per_user",
+            "users": 8000,
+            "sum_n": 40000,
+            "sum_nn": 400000,
+            "sum_a": 4000,
+            "sum_aa": 12000,
+            "sum_an": 30000,
+        }
+    ],
 }
 LAYER = {"key": "feed", "name": "Home feed", "description": None, "salt": "layer-salt"}
 METRIC = {
@@ -190,6 +221,14 @@ CASES = [
         {"p_experiment_key": "home-feed", "p_from": "2026-01-10", "p_to": "2026-01-11"},
         RESULTS_STATS,
         results.analyse(RESULTS_STATS),
+    ),
+    Case(
+        "admin-experiment-plan",
+        {"key": "home-feed", "days": [7, 14]},
+        "rec_experiment_plan_stats",
+        {"p_experiment_key": "home-feed", "p_days": [7, 14]},
+        PLAN_STATS,
+        plan(PLAN_STATS),
     ),
     Case(
         "admin-create-metric",

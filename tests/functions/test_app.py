@@ -49,6 +49,7 @@ FUNCTION_NAMES = {
     "admin-audit-log",
     "admin-whoami",
     "admin-experiment-results",
+    "admin-experiment-plan",
     "admin-create-metric",
     "admin-update-metric",
     "admin-list-metrics",

@@ -240,3 +240,27 @@ async def test_bearer_service_role_jwt_is_not_forwarded(call: Caller, postgrest:
     route = postgrest.post(RPC + "rec_list_experiments").respond(200, json=[])
     await call("admin-list-experiments", {}, headers={"authorization": f"Bearer {SERVICE_ROLE_JWT}"})
     assert route.calls.last.request.headers["authorization"] == f"Bearer {SECRET_KEY}"
+
+
+async def test_results_series_makes_one_series_call_for_uncapped_metrics(
+    call: Caller, postgrest: respx.MockRouter
+) -> None:
+    """No capped metric: the window's stats and one series call, never one
+    results call per day."""
+    from shared import results
+    from shared.results.series import series
+    from tests.functions.cases import RESULTS_STATS
+
+    per_day = {"key": "home-feed", "from_day": "2026-01-10", "to_day": "2026-01-11", "metric_stats": []}
+    stats = postgrest.post(RPC + "rec_experiment_results_stats").respond(200, json=RESULTS_STATS)
+    days = postgrest.post(RPC + "rec_experiment_results_series_stats").respond(200, json=per_day)
+    body = {"key": "home-feed", "from_day": "2026-01-10", "to_day": "2026-01-11", "series": True}
+    response = await call("admin-experiment-results", body)
+    assert response.status_code == 200, response.text
+    answer = response.json()["data"]
+    assert answer == {**results.analyse(RESULTS_STATS), "series": series(RESULTS_STATS, per_day, {})}
+    assert [p["day"] for p in answer["series"]] == ["2026-01-10", "2026-01-11"]
+    assert stats.call_count == 1 and days.call_count == 1
+    window = {"p_experiment_key": "home-feed", "p_from": "2026-01-10", "p_to": "2026-01-11"}
+    assert_rpc_request(stats.calls.last.request, "rec_experiment_results_stats", window)
+    assert_rpc_request(days.calls.last.request, "rec_experiment_results_series_stats", window)

@@ -55,6 +55,7 @@ def read_body(name: str, key: str, user: str) -> dict[str, Any]:
     bodies: dict[str, dict[str, Any]] = {
         "admin-get-experiment": {"key": key},
         "admin-experiment-results": {"key": key},
+        "admin-experiment-plan": {"key": key},
         "admin-search-users": {"query": "viewer@"},
         "admin-user-assignments": {"user_id": user},
         "admin-audit-log": {"key": key},

@@ -66,7 +66,12 @@ def data(db: psycopg.Connection) -> psycopg.Connection:
     crossover user, an assigned user never shown anything, and noise outside
     the window or of another experiment."""
     create_experiment(db, KEY, VARIANTS)
-    db.execute("update rec_experiments set started_at = '2026-01-10T12:00:00Z' where key = %s", [KEY])
+    # the plain analysis (no CUPED, fixed horizon), exactly as defined for it
+    db.execute(
+        "update rec_experiments set started_at = '2026-01-10T12:00:00Z', cuped_days = 0, sequential = false"
+        " where key = %s",
+        [KEY],
+    )
     for who, variant in [(C1, "control"), (C2, "control"), (C3, "control"), (T1, "treatment")]:
         assign(db, who, variant)
     for who, variant in [(T2, "treatment"), (CROSSOVER, "control"), (IDLE, "treatment")]:

@@ -322,6 +322,8 @@ def test_service_role_runs_the_whole_api(db: psycopg.Connection) -> None:
         ("select rec_get_experiment('svc')", []),
         ("select * from rec_experiment_daily_metrics('svc')", []),
         ("select rec_experiment_results_stats('svc', null, null)", []),
+        ("select rec_experiment_results_series_stats('svc', null, null)", []),
+        ("select rec_experiment_plan_stats('svc', array[7])", []),
         ("select * from rec_search_users(%s)", [str(user)]),
         ("select * from rec_user_assignments(%s)", [user]),
         ("select * from rec_audit_entries('svc')", []),

@@ -29,6 +29,7 @@ def test_every_command_resolves_to_its_run_function() -> None:
         "dev",
         "demo",
         "results",
+        "plan",
         "end",
         "decide",
         "admin grant",
