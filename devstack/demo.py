@@ -171,9 +171,10 @@ async def play_traffic(
     rates = {"control": plan.base_rate, "treatment": plan.base_rate * (1 + plan.lift)}
     users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(plan.users)]
     served: dict[str, set[str]] = {}
-    # Each day's traffic spans 10 hours; the last day's ends before now, so no
-    # row is dated in the future (where a later run's users would meet it).
-    first_day = datetime.now(UTC) - TRAFFIC_SPAN - timedelta(minutes=5, days=plan.days - 1)
+    # The `days` UTC days before today, 01:00-11:00 each: no row is dated in
+    # the future, where a later run's users would meet it as untagged traffic.
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = midnight - timedelta(days=plan.days) + timedelta(hours=1)
     bar = tqdm(total=plan.days * plan.users, unit="req", disable=not progress, desc="requests")
     try:
         for d in range(plan.days):
