@@ -34,7 +34,7 @@ def _load(conn: psycopg.Connection) -> int:
     raw = os.environ.get("BENCH_METRICS_IMPRESSIONS", "1000000")
     if not raw.isdigit() or int(raw) < 1:
         raise BenchError(f"BENCH_METRICS_IMPRESSIONS must be a positive integer, not {raw!r}")
-    count, users = int(raw), 10_000 * rollups.scale()
+    count, users = int(raw), int(10_000 * rollups.scale())
     progress(f"== cuped: {users:,} users, {count:,} impressions over {rollups.DAYS} days")
     rollups.setup(conn, users)
     rollups.load(conn, count, users, 0)
@@ -58,6 +58,9 @@ def _set(conn: psycopg.Connection, metrics: list[str], started: dt.date, cuped_d
         "update public.rec_experiments set started_at = %s, cuped_days = %s where key = %s",
         [dt.datetime.combine(started, dt.time(), tzinfo=dt.UTC), cuped_days, rollups.KEY],
     )
+    # moving the start marks the rolled-up days dirty: roll them up again,
+    # production's shape (only today is live)
+    conn.execute("select public.rec_refresh_daily_rollups(%s)", [rollups.LAST_DAY])
 
 
 def _pair(

@@ -128,3 +128,41 @@ def test_series_refuses_a_reversed_window(data: psycopg.Connection) -> None:
             [KEY, START.date(), START.date() - dt.timedelta(1)],
         )
     assert info.value.sqlstate == "22023"
+
+
+def _user_days(db: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "select * from rec_internal.series_user_day_counts(%s, %s, %s)"
+        " order by user_id, day, variant, outcome nulls first",
+        [KEY, START.date(), START.date() + dt.timedelta(days=3)],
+    ).fetchall()
+
+
+def test_rolled_up_days_and_a_dirty_last_day_give_the_live_rows(data: psycopg.Connection) -> None:
+    live = _user_days(data)
+    data.execute("select rec_refresh_daily_rollups(%s)", [START.date() + dt.timedelta(days=2)])
+    dirty = [r[0] for r in data.execute("select day from rec_internal.rollup_dirty_days order by day")]
+    assert dirty == [START.date() + dt.timedelta(days=3)]  # the "today" of this data
+    assert _user_days(data) == live
+    # a late outcome on a rolled-up day makes it dirty again, and is counted
+    data.execute(
+        "insert into rec_outcomes (impression_id, user_id, outcome, value, created_at)"
+        " select id, user_id, 'like', 7, created_at from rec_impressions"
+        " where created_at = %s",
+        [START + dt.timedelta(days=1)],
+    )
+    assert _user_days(data) != live
+    again = _user_days(data)
+    data.execute("select rec_refresh_daily_rollups(%s)", [START.date() + dt.timedelta(days=2)])
+    assert _user_days(data) == again
+
+
+def test_each_point_is_the_results_of_its_prefix_when_rolled_up(data: psycopg.Connection) -> None:
+    data.execute("select rec_refresh_daily_rollups(%s)", [START.date() + dt.timedelta(days=2)])
+    first, last = START.date(), START.date() + dt.timedelta(days=3)
+    points = results_report.fetch_series(data, KEY, first, last)
+    for point in points:
+        prefix = results_report.fetch(data, KEY, first, dt.date.fromisoformat(point["day"]))
+        for got, want in zip(point["comparisons"], prefix["comparisons"], strict=True):
+            for field in want:
+                _same(got[field], want[field], f"rolled {point['day']} {want['metric']} {field}")
