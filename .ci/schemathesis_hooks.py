@@ -10,6 +10,15 @@ the experiment's start or end (data the schema does not know): for
 admin-experiment-results a reversed window is a 422 by design, so only windows
 with both days given in order, or neither, are generated. Likewise a layer
 range must have layer_from < layer_to (said in the field descriptions).
+
+The same goes for the other rules that tie fields together or depend on
+stored data, each refused with a 422 by design and stated in the
+descriptions: layer_from and layer_to come together; a user_rate metric is
+never capped (nor is capping updated here: the stored kind is data); a metric
+set holds a goal; a metric update changes something; a winner is one of the
+experiment's variants (data the schema cannot know); and whole numbers are
+JSON integers (20, not 20.0: the functions parse strictly, JSON Schema cannot
+tell the two apart).
 """
 
 from __future__ import annotations
@@ -55,12 +64,42 @@ def _reverses_a_layer_range(body: Any) -> bool:
     return numbers and low >= high
 
 
+def _half_a_layer_range(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    return (body.get("layer_from") is None) != (body.get("layer_to") is None)
+
+
+def _breaks_a_cross_field_rule(path: str, body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if path.endswith("/admin-create-metric"):
+        return body.get("kind") == "user_rate" and body.get("capping") not in (None, 0)
+    if path.endswith("/admin-update-metric"):
+        # capping is refused for a stored user_rate metric: its kind is data
+        nothing = all(body.get(f) is None for f in ("name", "description", "direction", "capping"))
+        return nothing or body.get("capping") not in (None, 0)
+    if path.endswith("/admin-set-experiment-metrics"):
+        metrics = body.get("metrics")
+        return isinstance(metrics, list) and not any(
+            isinstance(m, dict) and m.get("role") == "goal" for m in metrics
+        )
+    if path.endswith(("/admin-record-decision", "/admin-end-experiment")):
+        return body.get("winner") is not None
+    if path.endswith("/admin-experiment-plan"):
+        days = body.get("days")
+        return isinstance(days, list) and any(isinstance(d, float) for d in days)
+    return False
+
+
 def _keep(operation: Any, body: Any) -> bool:
     path = str(getattr(operation, "path", ""))
     return (
         not _repeats_a_variant_name(body)
         and not _may_reverse_a_window(path, body)
         and not _reverses_a_layer_range(body)
+        and not _half_a_layer_range(body)
+        and not _breaks_a_cross_field_rule(path, body)
     )
 
 
